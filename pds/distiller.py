@@ -1,0 +1,348 @@
+"""``Distiller``: a diffusion prior turned into a gradient on rendered images.
+
+The maths lives in :mod:`pds.maths`; this module holds the prior, the timestep range and the
+random numbers, runs the ONE batched UNet forward per step, validates inputs, and provides the
+optimisation loop for any :class:`pds.renderer.Renderer`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from . import maths
+from .renderer import Renderer, as_batch, parameter_groups, project
+
+Method = Literal["pds", "sds", "dds"]
+Prompt = Union[str, Sequence[str]]
+METHODS = ("pds", "sds", "dds")
+
+
+class NonFiniteError(FloatingPointError):
+    """A distillation step produced NaN or infinite values."""
+
+
+@dataclass
+class OptimizeResult:
+    """What :meth:`Distiller.optimize` did.
+
+    Attributes:
+        losses: the distillation loss of every step (``0.5·mean(g²)/B``, the reference's value).
+        steps: number of optimizer steps taken (fewer than asked when interrupted).
+        seconds: wall time of the loop.
+        interrupted: ``True`` when the loop stopped on ``KeyboardInterrupt``.
+    """
+
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def _generator_device(generator: Optional[torch.Generator]) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def randn_like_with(x: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+    """Standard normal noise shaped like ``x``, drawn on the generator's device then moved.
+
+    Drawing on the generator's device keeps a seed reproducible across CPU and GPU runs.
+    """
+    return torch.randn(x.shape, generator=generator, device=_generator_device(generator), dtype=torch.float32).to(x.device)
+
+
+class Distiller:
+    """Score distillation with a diffusion prior: PDS (default), SDS or DDS.
+
+    Args:
+        prior: any :class:`pds.prior.Prior`.
+        method: ``"pds"`` (Koo et al. 2024), ``"sds"`` (Poole et al. 2022) or ``"dds"`` (Hertz et al. 2023).
+        guidance_scale: classifier-free guidance weight ``w``; the reference uses 100 for PDS.
+        t_range: ``(t_min, t_max)`` fractions of the DDIM grid to sample timesteps from,
+            ``0 ≤ t_min < t_max ≤ 1``; default ``(0.02, 0.98)`` (the authors use 0.1–0.98 for SVG).
+        num_inference_steps: size of the DDIM grid; its stride ``T / n`` is the PDS jump
+            ``t → t_prev``. Default 500 (stride 2 on a 1000-step schedule).
+        t: a fixed timestep used for every step instead of sampling (for analysis and tests).
+        discretization: ``"reference"`` (default; the published single-step-β posterior whose
+            identity term ψ(t) preserves the source) or ``"exact"`` (consistent stride posterior).
+        generator: default ``torch.Generator`` for the noises and timesteps.
+
+    Raises:
+        ValueError: unknown method, bad ``t_range`` or ``num_inference_steps``, or ``t`` off the schedule.
+    """
+
+    def __init__(
+        self,
+        prior,
+        method: Method = "pds",
+        guidance_scale: float = 100.0,
+        t_range: tuple[float, float] = (0.02, 0.98),
+        num_inference_steps: int = 500,
+        t: Optional[int] = None,
+        discretization: maths.Discretization = "reference",
+        generator: Optional[torch.Generator] = None,
+    ):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        t_min, t_max = (float(v) for v in t_range)
+        if not 0.0 <= t_min < t_max <= 1.0:
+            raise ValueError(f"t_range {t_range} must satisfy 0 <= t_min < t_max <= 1 (for example (0.02, 0.98))")
+        if discretization not in ("reference", "exact"):
+            raise ValueError(f"unknown discretization {discretization!r}; use 'reference' or 'exact'")
+        self.prior = prior
+        self.method = method
+        self.guidance_scale = float(guidance_scale)
+        self.t_range = (t_min, t_max)
+        self.discretization = discretization
+        self.generator = generator
+        sched = prior.scheduler
+        self.num_train_timesteps = int(sched.config.num_train_timesteps)
+        if not 1 <= int(num_inference_steps) <= self.num_train_timesteps:
+            raise ValueError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], got {num_inference_steps}")
+        self.num_inference_steps = int(num_inference_steps)
+        self.stride = self.num_train_timesteps // self.num_inference_steps
+        self.steps_offset = int(getattr(sched.config, "steps_offset", 0) or 0)
+        self.alphas_cumprod = sched.alphas_cumprod.detach().to(torch.float32).cpu()
+        self.betas = sched.betas.detach().to(torch.float32).cpu()
+        self.t = None if t is None else self._check_t(t)
+
+    # ------------------------------------------------------------ timesteps
+    def _check_t(self, t: int) -> int:
+        lo, hi = self.stride, self.num_train_timesteps - 1
+        if isinstance(t, bool) or not isinstance(t, (int,)) or not lo <= t <= hi:
+            raise ValueError(f"timestep t={t!r} is outside the schedule; use an integer in [{lo}, {hi}] "
+                             f"(t_prev = t - {self.stride} must be a valid step)")
+        return int(t)
+
+    def sample_timesteps(self, batch: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Draw ``batch`` timesteps on the DDIM grid: index uniform in ``[⌊n·t_min⌋, ⌊n·t_max⌋)``.
+
+        Returns ``(batch,)`` int64 ``t = index · stride + steps_offset`` (``{1, 3, …}`` for SD).
+        """
+        n = self.num_inference_steps
+        # Index 0 would give t_prev < 0, where σ_t = 0 and the stochastic latent is undefined.
+        lo = max(int(n * self.t_range[0]), 1)
+        hi = max(int(n * self.t_range[1]), lo + 1)
+        idx = torch.randint(lo, hi, (batch,), generator=generator, device=_generator_device(generator)).cpu()
+        return (idx * self.stride + self.steps_offset).clamp(max=self.num_train_timesteps - 1)
+
+    def _timesteps(self, batch: int, t: Optional[int], generator) -> Tensor:
+        if t is not None:
+            return torch.full((batch,), self._check_t(t), dtype=torch.long)
+        if self.t is not None:
+            return torch.full((batch,), self.t, dtype=torch.long)
+        return self.sample_timesteps(batch, generator)
+
+    # -------------------------------------------------------------- prompts
+    @staticmethod
+    def _prompts(prompt: Prompt, batch: int, what: str) -> list[str]:
+        if isinstance(prompt, str):
+            return [prompt] * batch
+        prompts = list(prompt)
+        if len(prompts) != batch or not all(isinstance(p, str) for p in prompts):
+            raise ValueError(f"{what} must be a string or a list of {batch} strings (one per batch element)")
+        return prompts
+
+    def _guided_noise(self, xs: Sequence[Tensor], prompts: Sequence[list[str]], t: Tensor) -> list[Tensor]:
+        """Guided ε̂ for each ``x`` in ``xs`` with its prompts, from ONE batched UNet forward.
+
+        The batch is ``[uncond(x_1..x_k), cond(x_1..x_k)]`` so classifier-free guidance of
+        source and target shares a single call (4B images for PDS/DDS, 2B for SDS).
+        """
+        batch = xs[0].shape[0]
+        flat_prompts = [""] * (batch * len(xs)) + [p for ps in prompts for p in ps]
+        emb = self.prior.encode_prompt(flat_prompts)
+        x_in = torch.cat(list(xs) * 2, dim=0)
+        t_in = t.repeat(2 * len(xs)).to(x_in.device)
+        eps = self.prior.predict_noise(x_in, t_in, emb).float()
+        if not torch.isfinite(eps).all():
+            raise NonFiniteError(
+                f"the prior predicted non-finite noise at t={t.tolist()}; load it in float32 "
+                f"(dtype=torch.float32) or lower the guidance scale")
+        uncond, cond = eps.chunk(2)
+        return [maths.guided(u, c, self.guidance_scale) for u, c in zip(uncond.chunk(len(xs)), cond.chunk(len(xs)))]
+
+    # ------------------------------------------------------------- gradient
+    @torch.no_grad()
+    def gradient(self, z_tgt: Tensor, z_src: Tensor, tgt_prompt: Prompt, src_prompt: Prompt,
+                 t: Optional[int] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+        """The distillation gradient ``g`` in the prior's latent space.
+
+        Args:
+            z_tgt: ``(B, C, h, w)`` target latent (``prior.encode_images`` of the current render).
+            z_src: ``(B, C, h, w)`` source latent (ignored by SDS, but must match in shape).
+            tgt_prompt, src_prompt: a string or one string per batch element.
+            t: fixed integer timestep for this call, else the distiller's ``t`` or a sampled one.
+            generator: overrides the distiller's generator for this call.
+
+        Returns:
+            ``g`` with the shape of ``z_tgt`` (float32), NOT scaled by the loss normalisation:
+            PDS ``z_tgt − z_src`` (stochastic latents), SDS ``(1−ᾱ_t)(ε̂ − ε)``, DDS ``ε̂_tgt − ε̂_src``.
+        """
+        if z_tgt.dim() != 4 or z_tgt.shape != z_src.shape:
+            raise ValueError(f"z_tgt and z_src must be (B, C, h, w) latents of the same shape, got "
+                             f"{tuple(z_tgt.shape)} and {tuple(z_src.shape)}")
+        generator = generator if generator is not None else self.generator
+        batch = z_tgt.shape[0]
+        tgt = self._prompts(tgt_prompt, batch, "tgt_prompt")
+        src = self._prompts(src_prompt, batch, "src_prompt")
+        t_b = self._timesteps(batch, t, generator)
+        z_tgt, z_src = z_tgt.detach().float(), z_src.detach().float()
+        terms = maths.step_terms(self.alphas_cumprod, self.betas, t_b, t_b - self.stride, self.discretization)
+        terms = maths.StepTerms(*(v.to(z_tgt.device) for v in vars(terms).values()))
+        noise_t = randn_like_with(z_tgt, generator)
+        if self.method == "sds":
+            (eps_tgt,) = self._guided_noise([maths.add_noise(z_tgt, noise_t, terms.a_t)], [tgt], t_b)
+            g = maths.sds_gradient(eps_tgt, noise_t, terms)
+        elif self.method == "dds":
+            x_tgt = maths.add_noise(z_tgt, noise_t, terms.a_t)
+            x_src = maths.add_noise(z_src, noise_t, terms.a_t)
+            eps_tgt, eps_src = self._guided_noise([x_tgt, x_src], [tgt, src], t_b)
+            g = maths.dds_gradient(eps_tgt, eps_src)
+        else:
+            noise_prev = randn_like_with(z_tgt, generator)
+            x_tgt = maths.add_noise(z_tgt, noise_t, terms.a_t)
+            x_src = maths.add_noise(z_src, noise_t, terms.a_t)
+            eps_tgt, eps_src = self._guided_noise([x_tgt, x_src], [tgt, src], t_b)
+            g = maths.pds_gradient(z_tgt, z_src, eps_tgt, eps_src, noise_t, noise_prev, terms)
+        if not torch.isfinite(g).all():
+            raise NonFiniteError(f"the {self.method.upper()} gradient is not finite at t={t_b.tolist()}; "
+                                 f"check the inputs for NaNs and load the prior in float32")
+        return g
+
+    # ----------------------------------------------------------------- loss
+    @staticmethod
+    def check_images(images: Tensor, what: str) -> Tensor:
+        """Validate ``(B, 3, H, W)`` (or ``(3, H, W)``) images in ``[0, 1]``; returns the 4-D batch."""
+        if not isinstance(images, Tensor):
+            raise TypeError(f"{what} must be a torch.Tensor of shape (B, 3, H, W), got {type(images).__name__}")
+        images = as_batch(images)
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"{what} must have shape (B, 3, H, W) with RGB channels, got {tuple(images.shape)}")
+        with torch.no_grad():
+            if not torch.isfinite(images).all():
+                raise ValueError(f"{what} contains NaN or infinite values")
+            lo, hi = float(images.min()), float(images.max())
+        if lo < -1e-4 or hi > 1 + 1e-4:
+            raise ValueError(f"{what} must be in [0, 1] (got values in [{lo:.3g}, {hi:.3g}]); "
+                             f"convert with images / 255 or (images + 1) / 2")
+        return images
+
+    def encode(self, images: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Encode ``[0, 1]`` images with the prior (differentiable)."""
+        return self.prior.encode_images(images, generator=generator)
+
+    def loss_from_latents(self, z_tgt: Tensor, z_src: Tensor, tgt_prompt: Prompt, src_prompt: Prompt,
+                          t: Optional[int] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Distillation loss on latents; ``backward()`` gives ``∂L/∂z_tgt = g / (numel · B)``."""
+        g = self.gradient(z_tgt, z_src, tgt_prompt, src_prompt, t=t, generator=generator)
+        return maths.distillation_loss(z_tgt, g)
+
+    def loss(self, images_tgt: Tensor, images_src: Tensor, tgt_prompt: Prompt, src_prompt: Prompt,
+             generator: Optional[torch.Generator] = None, t: Optional[int] = None) -> Tensor:
+        """Distillation loss on images.
+
+        Args:
+            images_tgt: ``(B, 3, H, W)`` current renders in ``[0, 1]``; gradients flow to them.
+            images_src: ``(B, 3, H, W)`` source images in ``[0, 1]`` (same shape).
+            tgt_prompt, src_prompt: strings or lists of ``B`` strings.
+            generator: RNG for the VAE posterior sample, timesteps and noises.
+
+        Returns:
+            Scalar loss; ``loss.backward()`` reaches ``images_tgt``.
+        """
+        images_tgt = self.check_images(images_tgt, "images_tgt")
+        images_src = self.check_images(images_src, "images_src")
+        if images_tgt.shape != images_src.shape:
+            raise ValueError(f"source and target images must have the same shape, got "
+                             f"{tuple(images_src.shape)} and {tuple(images_tgt.shape)}")
+        generator = generator if generator is not None else self.generator
+        with torch.no_grad():
+            z_src = self.encode(images_src, generator)
+        z_tgt = self.encode(images_tgt, generator)
+        return self.loss_from_latents(z_tgt, z_src, tgt_prompt, src_prompt, t=t, generator=generator)
+
+    # ------------------------------------------------------------- optimize
+    def optimize(
+        self,
+        renderer: Renderer,
+        src_images: Optional[Tensor],
+        src_prompt: Prompt,
+        tgt_prompt: Prompt,
+        steps: int = 1000,
+        lr: Union[float, Mapping[str, float], None] = None,
+        callback: Optional[Callable[[int, Tensor, float], None]] = None,
+        progress: bool = True,
+        generator: Optional[torch.Generator] = None,
+        optimizer_cls: type = torch.optim.Adam,
+    ) -> OptimizeResult:
+        """Optimise a renderer's parameters so its renders follow ``tgt_prompt``.
+
+        Each step: render → encode → :meth:`gradient` → backward into the renderer's
+        parameters → Adam step → ``renderer.project()``.
+
+        Args:
+            renderer: a :class:`pds.renderer.Renderer`.
+            src_images: ``(B, 3, H, W)`` source images in ``[0, 1]``; ``None`` renders the
+                renderer once before optimising (the usual case: the source IS the input).
+            src_prompt, tgt_prompt: prompts describing source and desired target.
+            steps: optimizer steps (default 1000, the reference's SVG setting).
+            lr: one learning rate, ``{kind: lr}``, or ``None`` for the renderer's defaults.
+            callback: ``callback(step, images, loss)`` after every step (``images`` detached).
+            progress: show a tqdm bar with step, loss and ETA.
+            generator: RNG; defaults to the distiller's.
+
+        Returns:
+            :class:`OptimizeResult`. ``KeyboardInterrupt`` ends the loop early with
+            ``interrupted=True`` so callers can save the current state.
+        """
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        generator = generator if generator is not None else self.generator
+        opt = optimizer_cls(parameter_groups(renderer, lr))
+        with torch.no_grad():
+            if src_images is None:
+                src_images = renderer.render()
+            src_images = self.check_images(src_images, "src_images")
+            z_src = self.encode(src_images, generator)
+        result = OptimizeResult()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=f"{self.method.upper()}", unit="step", dynamic_ncols=True)
+        start = time.perf_counter()
+        try:
+            for step in range(steps):
+                opt.zero_grad(set_to_none=True)
+                images = self.check_images(renderer.render(), "renderer.render()")
+                if images.shape != src_images.shape:
+                    raise ValueError(f"renderer.render() returned {tuple(images.shape)} but the source images are "
+                                     f"{tuple(src_images.shape)}; render at the same size")
+                z_tgt = self.encode(images, generator)
+                loss = self.loss_from_latents(z_tgt, z_src, tgt_prompt, src_prompt, generator=generator)
+                loss.backward()
+                opt.step()
+                project(renderer)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise NonFiniteError(f"loss became {value} at step {step}; lower the learning rates")
+                result.losses.append(value)
+                result.steps = step + 1
+                if bar is not None:
+                    bar.set_postfix(loss=f"{value:.4g}")
+                    bar.update(1)
+                if callback is not None:
+                    callback(step, images.detach(), value)
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            if bar is not None:
+                bar.close()
+            result.seconds = time.perf_counter() - start
+        return result
