@@ -1,0 +1,164 @@
+"""Component configs and builders of the embedded prior ``pds-tiny``.
+
+The prior is a text-conditioned pixel-space diffusion model in Stable Diffusion's folder layout,
+so that ``pds.load_prior`` loads it exactly like any diffusers model folder:
+
+* ``unet/``: a diffusers ``UNet2DConditionModel`` on 64x64 RGB mapped to [-1, 1] (no VAE).
+  Four resolutions (64, 32, 16, 8) with one ResNet layer per block; cross-attention to the text
+  only at 16x16 and 8x8 (and in the mid block), where attention over the pixels is cheap.
+  This keeps one forward of batch 4 (the PDS step: source/target x cond/uncond) to a few tens
+  of milliseconds on two CPU cores.
+* ``text_encoder/``: a tiny ``CLIPTextModel`` (causal transformer) trained from scratch with the
+  UNet. Its causal mask makes each word's state independent of the padding after it, so the
+  embedding does not depend on whether a caller passes an attention mask.
+* ``tokenizer/``: a word-level ``BertTokenizerFast`` (lower case, ``vocab.txt`` = special tokens
+  + :func:`pds.embedded.data.vocabulary`); a word outside the vocabulary becomes ``[UNK]``.
+  Prompts are padded to ``model_max_length`` (16) and encoded without attention mask.
+* ``scheduler/``: ``DDPMScheduler``, 1000 steps, ``squaredcos_cap_v2`` betas, epsilon
+  prediction. Why cosine: in pixel space at 64x64 the linear schedule drives alpha_bar to ~0
+  by t ~ 600, so the top 40% of the timesteps -- which PDS/SDS sample uniformly -- are nearly
+  pure noise and carry no signal; the cosine schedule (Nichol & Dhariwal 2021, designed for
+  64x64 pixels) destroys information evenly across t. SD's "scaled_linear" would leave
+  alpha_bar_T = 0.005, too much signal at T for pixels.
+  ``timestep_spacing="trailing"``: samplers should start at t = 999. Even the cosine schedule
+  leaves alpha_bar_980 = 1e-3, and the *mean colour* of a 64x64 image is 64x less noisy than a
+  pixel (SNR ~2 at t = 980), so pure noise started at t = 980 reads as "a grey picture" and
+  backgrounds come out grey (the signal leak of Lin et al. 2024); at t = 999 that SNR is 0.1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Union
+
+from . import data
+
+TOKENIZER_MAX_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of the denoiser (a diffusers ``UNet2DConditionModel``)."""
+
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 128)
+    """Channels per resolution level (64, 32, 16, 8 px)."""
+    down_block_types: tuple[str, ...] = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
+    """Cross-attention only at the two coarsest levels (cheap on CPU)."""
+    up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+    layers_per_block: int = 1
+    """ResNet layers per down block (up blocks get one more, as in diffusers)."""
+    attention_heads: int = 4
+    """Number of attention heads (diffusers calls this ``attention_head_dim``)."""
+    norm_num_groups: int = 8
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """Shape of the text encoder (a transformers ``CLIPTextModel``)."""
+
+    hidden_size: int = 128
+    """Width; also the UNet's ``cross_attention_dim``."""
+    num_hidden_layers: int = 3
+    num_attention_heads: int = 4
+    intermediate_size: int = 256
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The whole prior's architecture."""
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    resolution: int = data.RESOLUTION
+
+
+def token_list() -> list[str]:
+    """``vocab.txt`` lines: BERT special tokens (ids 0..4) then the words."""
+    return list(data.SPECIAL_TOKENS) + data.vocabulary()
+
+
+def build_tokenizer(directory: Union[str, Path]):
+    """Return the word-level ``BertTokenizerFast`` (also writing ``vocab.txt`` into ``directory``
+    for reference); save it with ``save_pretrained`` to make the ``tokenizer/`` folder."""
+    from transformers import BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(token_list()) + "\n")
+    vocab = {tok: i for i, tok in enumerate(token_list())}
+    return BertTokenizerFast(vocab=vocab, do_lower_case=True,
+                             model_max_length=TOKENIZER_MAX_LENGTH, tokenize_chinese_chars=False,
+                             strip_accents=True)
+
+
+def build_text_encoder(cfg: TextEncoderConfig, vocab_size: int):
+    """A randomly initialised ``CLIPTextModel`` for the word-level vocabulary."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokens = token_list()
+    conf = CLIPTextConfig(vocab_size=vocab_size, hidden_size=cfg.hidden_size,
+                          intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_hidden_layers,
+                          num_attention_heads=cfg.num_attention_heads,
+                          max_position_embeddings=TOKENIZER_MAX_LENGTH, projection_dim=cfg.hidden_size,
+                          pad_token_id=tokens.index("[PAD]"), bos_token_id=tokens.index("[CLS]"),
+                          eos_token_id=tokens.index("[SEP]"))
+    return CLIPTextModel(conf)
+
+
+def unet_kwargs(cfg: UNetConfig, cross_attention_dim: int, resolution: int) -> dict:
+    return dict(sample_size=resolution, in_channels=3, out_channels=3,
+                down_block_types=tuple(cfg.down_block_types), up_block_types=tuple(cfg.up_block_types),
+                block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
+                cross_attention_dim=cross_attention_dim, attention_head_dim=cfg.attention_heads,
+                norm_num_groups=cfg.norm_num_groups)
+
+
+def build_unet(cfg: UNetConfig, cross_attention_dim: int, resolution: int = data.RESOLUTION):
+    """A randomly initialised ``UNet2DConditionModel`` (3 -> 3 channels, pixel space)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**unet_kwargs(cfg, cross_attention_dim, resolution))
+
+
+def build_scheduler(prediction_type: str = "epsilon"):
+    """The training noise schedule (see module docstring for the choice of betas)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                         prediction_type=prediction_type, clip_sample=True, clip_sample_range=1.0,
+                         timestep_spacing="trailing")
+
+
+def model_index() -> dict:
+    import diffusers
+
+    return {"_class_name": "DiffusionPipeline", "_diffusers_version": diffusers.__version__,
+            "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "BertTokenizerFast"], "unet": ["diffusers", "UNet2DConditionModel"]}
+
+
+def prior_metadata(training: dict, name: str = "pds-tiny") -> dict:
+    """Content of ``pds_prior.json``."""
+    return {
+        "name": name,
+        "description": ("Tiny pixel-space text-to-image diffusion prior trained from scratch on procedural "
+                        "pictures: flat vector shapes (circle, square, triangle, star, heart, diamond) and "
+                        "shaded balls, in palette colours on white or coloured backgrounds, 64x64. "
+                        "Captions like 'a red circle', 'a blue star on a yellow background', 'a green ball'."),
+        "resolution": data.RESOLUTION,
+        "vocabulary": data.vocabulary(),
+        "identifier_tokens": list(data.IDENTIFIER_TOKENS),
+        "held_out": [list(p) for p in data.HELD_OUT],
+        "colors": {k: data.color_hex(k) for k in data.COLOR_NAMES},
+        "shapes": list(data.SHAPES),
+        "caption_examples": ["a red circle", "a blue star on a yellow background", "a green ball",
+                             "an orange heart on a white background", "a square"],
+        "prompt_encoding": {"padding": "max_length", "max_length": TOKENIZER_MAX_LENGTH, "attention_mask": False},
+        "training": training,
+    }
+
+
+def config_to_json(cfg: ModelConfig) -> str:
+    return json.dumps(asdict(cfg), indent=2)
