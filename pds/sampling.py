@@ -17,12 +17,26 @@ from . import maths
 from .distiller import randn_like_with
 
 
-def ddim_timesteps(num_train_timesteps: int, steps: int, offset: int = 0) -> Tensor:
-    """Descending DDIM grid ``[(steps−1)·s + offset, …, offset]`` with stride ``s = T // steps``."""
+def ddim_timesteps(num_train_timesteps: int, steps: int, offset: int = 0, spacing: str = "leading") -> Tensor:
+    """Descending DDIM grid with stride ``s = T // steps``.
+
+    ``spacing="leading"`` (Stable Diffusion): ``[(steps−1)·s + offset, …, offset]``.
+    ``spacing="trailing"`` (Lin et al. 2024): ``[T−1, T−1−s, …]`` — starts from pure noise,
+    which matters for small pixel-space models whose first step fixes the global colour.
+    """
     if not 1 <= steps <= num_train_timesteps:
         raise ValueError(f"steps must be in [1, {num_train_timesteps}], got {steps}")
+    if spacing == "trailing":
+        return (torch.arange(num_train_timesteps, 0, -num_train_timesteps / steps).round() - 1).long()
     stride = num_train_timesteps // steps
     return (torch.arange(steps - 1, -1, -1) * stride + offset).clamp(max=num_train_timesteps - 1)
+
+
+def scheduler_timesteps(prior, steps: int) -> Tensor:
+    """The DDIM grid for ``steps`` following the prior's scheduler config (offset, spacing)."""
+    cfg = prior.scheduler.config
+    return ddim_timesteps(cfg.num_train_timesteps, steps, int(getattr(cfg, "steps_offset", 0) or 0),
+                          str(getattr(cfg, "timestep_spacing", "leading") or "leading"))
 
 
 def _embeddings(prior, prompts: Sequence[str]) -> Tensor:
@@ -95,8 +109,7 @@ def sample(prior, prompts: Union[str, Sequence[str]], steps: int = 50, guidance_
     channels = getattr(prior, "latent_channels", 3 if getattr(prior, "vae", None) is None else 4)
     shape = torch.empty(len(plist), channels, size, size, device=getattr(prior, "device", "cpu"))
     x = randn_like_with(shape, generator)
-    sched = prior.scheduler
-    ts = ddim_timesteps(sched.config.num_train_timesteps, steps, int(getattr(sched.config, "steps_offset", 0) or 0))
+    ts = scheduler_timesteps(prior, steps)
     return prior.decode_latents(ddim_denoise(prior, x, ts, plist, guidance_scale))
 
 
@@ -124,7 +137,7 @@ def sdedit(prior, images: Tensor, prompt: Union[str, Sequence[str]], strength: f
     if len(plist) != images.shape[0]:
         raise ValueError(f"give one prompt or {images.shape[0]} prompts, got {len(plist)}")
     sched = prior.scheduler
-    ts = ddim_timesteps(sched.config.num_train_timesteps, steps, int(getattr(sched.config, "steps_offset", 0) or 0))
+    ts = scheduler_timesteps(prior, steps)
     keep = max(1, round(steps * strength))
     ts = ts[-keep:]
     z0 = prior.encode_images(images, generator=generator)

@@ -10,6 +10,8 @@ def test_ddim_grid():
     ts = ddim_timesteps(1000, 20, offset=1)
     assert ts[0] == 951 and ts[-1] == 1 and len(ts) == 20
     assert (ts[:-1] - ts[1:] == 50).all()
+    trailing = ddim_timesteps(1000, 20, spacing="trailing")
+    assert trailing[0] == 999 and len(trailing) == 20 and trailing[-1] == 49
     with pytest.raises(ValueError):
         ddim_timesteps(1000, 0)
 

@@ -1,0 +1,91 @@
+"""Nerfacto as the PDS stages use it.
+
+Same fields, same state-dict layout as ``ns-train nerfacto`` (so its checkpoints load), with three
+differences:
+
+* no appearance embedding by default (the README trains nerfacto with
+  ``--pipeline.model.use_appearance_embedding False``; it reduces editing artifacts);
+* no camera optimisation: editing must change the scene, not the poses;
+* LPIPS is built on first use (:class:`pds.nerf.compat.LazyLPIPS`), so constructing the model
+  downloads nothing.
+
+:meth:`PDSNerfactoModel.load_state_dict` accepts checkpoints trained on a different set of
+training images: per-image parameters (camera pose adjustments, appearance embeddings) whose
+shape does not match are skipped, as are LPIPS weights. Every other tensor must match, and a
+mismatch raises :class:`pds.nerf.PDSNerfError` naming the option to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Mapping, Type
+
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from . import PDSNerfError
+from .compat import lazy_lpips
+
+#: State-dict prefixes of parameters sized by the number of training images.
+PER_IMAGE_PREFIXES = ("camera_optimizer.", "field.embedding_appearance.")
+#: State-dict prefixes of evaluation metrics (no training state).
+METRIC_PREFIXES = ("lpips.",)
+
+
+@dataclass
+class PDSNerfactoModelConfig(NerfactoModelConfig):
+    """Nerfacto for editing (see :mod:`pds.nerf.model`). Pass the same ``--pipeline.model.*`` options
+    as for ``ns-train nerfacto`` when that run changed any."""
+
+    _target: Type = field(default_factory=lambda: PDSNerfactoModel)
+    use_appearance_embedding: bool = False
+    """Whether to use a per-image appearance embedding (off, as the README trains nerfacto)."""
+    average_init_density: float = 0.01
+    """Initial density (nerfacto's method default)."""
+    eval_num_rays_per_chunk: int = 1 << 15
+    """Rays per chunk when rendering a whole view without gradients."""
+    camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
+    """Camera pose refinement (off: the edit must not move the cameras)."""
+
+
+class PDSNerfactoModel(NerfactoModel):
+    """:class:`NerfactoModel` that constructs offline and loads checkpoints of another split."""
+
+    config: PDSNerfactoModelConfig
+
+    def populate_modules(self) -> None:
+        with lazy_lpips():
+            super().populate_modules()
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        own = self.state_dict()
+        kept, skipped = {}, []
+        for key, value in state_dict.items():
+            if key.startswith(METRIC_PREFIXES) and key not in own:
+                continue
+            if key.startswith(PER_IMAGE_PREFIXES) and (key not in own or own[key].shape != value.shape):
+                skipped.append(key)
+                continue
+            kept[key] = value
+        unexpected = [k for k in kept if k not in own]
+        missing = [k for k in own if k not in kept and not k.startswith(PER_IMAGE_PREFIXES + METRIC_PREFIXES)]
+        mismatched = [k for k in kept if k in own and own[k].shape != kept[k].shape]
+        if strict and (unexpected or missing or mismatched):
+            detail: List[str] = []
+            if mismatched:
+                k = mismatched[0]
+                detail.append(f"{k} is {tuple(kept[k].shape)} in the checkpoint but {tuple(own[k].shape)} here")
+            if missing:
+                detail.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+            if unexpected:
+                detail.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+            raise PDSNerfError(
+                "the checkpoint does not fit this nerfacto model (" + "; ".join(detail) + "). Train the NeRF with "
+                "`ns-train nerfacto --pipeline.model.use_appearance_embedding False` and pass the same "
+                "--pipeline.model.* options to this method as to that run")
+        if skipped:
+            CONSOLE.print(f"[yellow]pds: not loading {len(skipped)} per-image parameter tensor(s) of the checkpoint "
+                          f"({', '.join(sorted({k.split('.')[0] for k in skipped}))}): this run trains on a different "
+                          f"set of images and does not use them")
+        return super().load_state_dict(kept, strict=False, assign=assign)

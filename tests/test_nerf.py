@@ -1,0 +1,316 @@
+"""NeRF backend (the nerfstudio plugin): the README's three stages on a CPU, tiny and fast.
+
+The stages run in this process on the example scene (10 views of 32×32) with a small nerfacto
+(the shape options are the same in every stage, as a user must keep them) and the tiny random
+prior, for a few steps each. The commands are parsed by nerfstudio's own ``ns-train`` parser
+from the README's flags, so what is tested is what a user types.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+nerfstudio = pytest.importorskip("nerfstudio", reason="the NeRF backend needs nerfstudio (pip install 'pds[nerf]')")
+tyro = pytest.importorskip("tyro")
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
+                                        "ignore::RuntimeWarning")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples" / "nerf_ball"))
+
+CPU = ["--machine.device-type", "cpu", "--pipeline.model.implementation", "torch", "--vis", "tensorboard",
+       "--logging.local-writer.enable", "False"]
+#: A small nerfacto. Options that change tensor shapes must be the same in every stage.
+SMALL = ["--pipeline.model.num-levels", "4", "--pipeline.model.log2-hashmap-size", "12",
+         "--pipeline.model.max-res", "64", "--pipeline.model.hidden-dim", "16",
+         "--pipeline.model.hidden-dim-color", "16", "--pipeline.model.num-proposal-samples-per-ray", "16", "8",
+         "--pipeline.model.num-nerf-samples-per-ray", "8"]
+SRC, TGT = "a red ball", "a blue ball"
+
+
+def parse(args):
+    """The config ``ns-train ARGS`` would run."""
+    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+
+    return tyro.cli(AnnotatedBaseConfigUnion, args=[str(a) for a in args])
+
+
+def prepare(config, out: Path, name: str):
+    """What ``ns-train`` does between parsing and training (``nerfstudio.scripts.train.main``)."""
+    config.output_dir, config.timestamp = Path(out), name
+    if config.data:
+        config.pipeline.datamanager.data = config.data
+    config.save_config()
+    return config
+
+
+def run(config, out: Path, name: str):
+    """``ns-train`` after parsing, keeping the trainer for inspection."""
+    prepare(config, out, name)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    return trainer
+
+
+def checkpoint(trainer, weights_only: bool = False) -> dict:
+    """The run's checkpoint. nerfstudio's own cannot be loaded with ``weights_only=True`` (numpy
+    learning rates); ours can, so ns-viewer/ns-render load them under torch >= 2.6."""
+    from pds.nerf.compat import load_checkpoint_file
+
+    (path,) = sorted(trainer.checkpoint_dir.glob("step-*.ckpt"))
+    return torch.load(path, map_location="cpu", weights_only=True) if weights_only else load_checkpoint_file(path)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("nerf")
+
+
+@pytest.fixture(scope="module")
+def scene(workdir) -> Path:
+    from make_scene import make_scene
+
+    return make_scene(workdir / "ball", views=10, size=32)
+
+
+@pytest.fixture(scope="module")
+def nerfacto_run(scene, workdir):
+    """Stage 0, ``ns-train nerfacto --data D --pipeline.model.use_appearance_embedding False``, 2 steps.
+
+    The parallel data manager is swapped for the vanilla one (same data, no worker process to
+    spawn) and LPIPS is made lazy (no AlexNet download); the checkpoint is a plain nerfacto one.
+    """
+    from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConfig
+
+    from pds.nerf.compat import lazy_lpips
+
+    config = parse(["nerfacto", "--data", scene, "--pipeline.model.use_appearance_embedding", "False", *CPU, *SMALL,
+                    "--max-num-iterations", "2"])
+    config.pipeline.datamanager = VanillaDataManagerConfig(dataparser=config.pipeline.datamanager.dataparser,
+                                                           train_num_rays_per_batch=256)
+    with lazy_lpips():
+        return run(config, workdir / "out", "nerfacto")
+
+
+@pytest.fixture(scope="module")
+def pds_run(scene, nerfacto_run, tiny_prior_dir, workdir):
+    """Stage 1 as in the README (underscored flags), 3 steps on half-size views in 2 chunks each."""
+    config = parse(["pds", "--data", scene, "--load-dir", nerfacto_run.checkpoint_dir,
+                    "--pipeline.pds.src_prompt", SRC, "--pipeline.pds.tgt_prompt", TGT,
+                    "--pipeline.pds.sd_pretrained_model_or_path", tiny_prior_dir, *CPU, *SMALL,
+                    "--max-num-iterations", "3", "--pipeline.pds.render_scale", "0.5",
+                    "--pipeline.pds.chunk_rays", "128", "--pipeline.pds.view_update_every", "2"])
+    return run(config, workdir / "out", "pds")
+
+
+@pytest.fixture(scope="module")
+def refinement_run(pds_run, tiny_prior_dir, workdir):
+    """Stage 2 as in the README, 3 steps with a dataset update every step (its eval_outputs are
+    written by the same code as stage 1's, tested there)."""
+    config = parse(["pds_refinement", "--data", pds_run.base_dir / "eval_outputs",
+                    "--load-dir", pds_run.checkpoint_dir, "--pipeline.pds.tgt_prompt", TGT,
+                    "--pipeline.pds.sd_pretrained_model_or_path", tiny_prior_dir, *CPU, *SMALL,
+                    "--max-num-iterations", "3", "--pipeline.pds.update_every", "1",
+                    "--pipeline.datamanager.train-num-rays-per-batch", "128", "--save-eval-outputs", "False"])
+    return run(config, workdir / "out", "refine")
+
+
+# ----------------------------------------------------------------------------------- registration
+def test_import_pds_nerf_does_not_import_nerfstudio():
+    code = "import sys, pds, pds.nerf; assert 'nerfstudio' not in sys.modules, 'import pds.nerf imported nerfstudio'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_methods_are_registered_with_nerfstudio():
+    from nerfstudio.plugins.registry import discover_methods
+
+    from pds.nerf.trainer import PDSTrainerConfig
+
+    methods, descriptions = discover_methods()
+    assert {"pds", "pds_refinement"} <= set(methods), "reinstall pds (pip install -e .) to register the entry points"
+    assert isinstance(methods["pds"], PDSTrainerConfig) and methods["pds"].max_num_iterations == 30000
+    assert methods["pds_refinement"].max_num_iterations == 15000
+    assert "stage 1" in descriptions["pds"] and "stage 2" in descriptions["pds_refinement"]
+
+
+def test_readme_flags_with_underscores_or_hyphens(tmp_path):
+    common = ["--data", tmp_path, "--load-dir", tmp_path]
+    a = parse(["pds", *common, "--pipeline.pds.src_prompt", SRC, "--pipeline.pds.tgt_prompt", TGT,
+               "--pipeline.pds.sd_pretrained_model_or_path", "some/model"])
+    b = parse(["pds", *common, "--pipeline.pds.src-prompt", SRC, "--pipeline.pds.tgt-prompt", TGT,
+               "--pipeline.pds.sd-pretrained-model-or-path", "some/model"])
+    assert a.pipeline.pds == b.pipeline.pds
+    s = a.pipeline.pds
+    assert (s.src_prompt, s.tgt_prompt, s.sd_pretrained_model_or_path) == (SRC, TGT, "some/model")
+    assert (s.guidance_scale, s.view_update_every, s.method) == (100.0, 10, "pds")
+    assert a.pipeline.model.use_appearance_embedding is False
+    assert a.pipeline.datamanager.dataparser.eval_mode == "all"  # every view is edited; < 10 frames work
+    r = parse(["pds_refinement", *common, "--pipeline.pds.tgt_prompt", TGT])
+    assert r.pipeline.pds.skip_ratio == (0.8, 0.9) and r.pipeline.pds.guidance_scale == 15.0
+    assert r.pipeline.pds.sd_pretrained_model_or_path == "pds-tiny"
+
+
+def test_fewer_than_10_frames_train_on_every_frame(tmp_path):
+    """nerfstudio's default 90/10 split leaves no evaluation frame below 10 views; the pds methods
+    use every frame for training (every view must be edited) and evaluation."""
+    from make_scene import make_scene
+
+    data = make_scene(tmp_path / "six", views=6, size=8)
+    parser = parse(["pds", "--data", data]).pipeline.datamanager.dataparser
+    parser.data = data
+    parsed = parser.setup()
+    assert len(parsed.get_dataparser_outputs("train").image_filenames) == 6
+    assert len(parsed.get_dataparser_outputs("val").image_filenames) == 6
+
+
+# ----------------------------------------------------------------------------------- bad input
+def _setup_error(args) -> str:
+    config = parse(args)
+    prepare(config, config.output_dir, "error")
+    with pytest.raises(SystemExit) as info:
+        trainer = config.setup(local_rank=0, world_size=1)
+        trainer.setup()
+    message = str(info.value.code)
+    assert message.startswith(f"ns-train {config.method_name}: error: "), message
+    return message
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty_load_dir", "contains no checkpoint"),
+    ("no_load_dir", "pass --load-dir"),
+    ("not_a_dataset", "is not a nerfstudio dataset"),
+    ("missing_src_prompt", "missing source prompt"),
+    ("unknown_prior", "sd_pretrained_model_or_path"),
+])
+def test_bad_input_is_one_clear_error_before_training(case, expected, scene, tmp_path, tiny_prior_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ckpt = tmp_path / "nerfstudio_models"
+    ckpt.mkdir()
+    (ckpt / "step-000000001.ckpt").write_bytes(b"")
+    args = {"data": scene, "load": ckpt, "src": SRC, "prior": tiny_prior_dir}
+    if case == "empty_load_dir":
+        args["load"] = empty
+    elif case == "not_a_dataset":
+        args["data"] = empty
+    elif case == "missing_src_prompt":
+        args["src"] = ""
+    elif case == "unknown_prior":
+        args["prior"] = tmp_path / "no" / "such" / "prior"
+    cli = ["pds", "--data", args["data"], "--pipeline.pds.tgt_prompt", TGT, "--pipeline.pds.src_prompt", args["src"],
+           "--pipeline.pds.sd_pretrained_model_or_path", args["prior"], "--output-dir", tmp_path, *CPU]
+    if case != "no_load_dir":
+        cli += ["--load-dir", args["load"]]
+    assert expected in _setup_error(cli)
+
+
+def test_prompt_words_and_patch_size_fail_before_the_first_step(scene, nerfacto_run, tiny_prior_dir, tmp_path):
+    base = ["pds", "--data", scene, "--load-dir", nerfacto_run.checkpoint_dir, "--pipeline.pds.src_prompt", SRC,
+            "--pipeline.pds.sd_pretrained_model_or_path", tiny_prior_dir, "--output-dir", tmp_path, *CPU, *SMALL]
+    assert "'purple'" in _setup_error([*base, "--pipeline.pds.tgt_prompt", "a purple ball"])
+    assert "patch-size 64 is larger" in _setup_error([*base, "--pipeline.pds.tgt_prompt", TGT,
+                                                       "--pipeline.datamanager.patch-size", "64"])
+    # A checkpoint of a different model (appearance embedding on) names the option to fix.
+    message = _setup_error([*base, "--pipeline.pds.tgt_prompt", TGT, "--pipeline.model.use_appearance_embedding",
+                            "True"])
+    assert "use_appearance_embedding False" in message
+    # A checkpoint file that is not one.
+    broken = tmp_path / "broken" / "nerfstudio_models"
+    broken.mkdir(parents=True)
+    (broken / "step-000000007.ckpt").write_bytes(b"not a checkpoint")
+    base[base.index("--load-dir") + 1] = broken
+    assert "could not read the checkpoint" in _setup_error([*base, "--pipeline.pds.tgt_prompt", TGT])
+
+
+# ----------------------------------------------------------------------------------- the stages
+def test_stage1_pds_edits_the_loaded_nerf(nerfacto_run, pds_run):
+    pipeline = pds_run.pipeline
+    # the nerfacto checkpoint was loaded: training continued from its step
+    assert pds_run._start_step == checkpoint(nerfacto_run)["step"] + 1
+    # the PDS loss was the loss, finite at every step, and the fields moved
+    assert len(pipeline.losses) == 3 and all(torch.isfinite(torch.tensor(pipeline.losses)))
+    before, after = checkpoint(nerfacto_run)["pipeline"], checkpoint(pds_run, weights_only=True)["pipeline"]
+    moved = [k for k in after if k.startswith("_model.field.") and not torch.equal(before[k], after[k])]
+    assert moved, "no field parameter changed"
+    # views: a new one every 2 steps, rendered at half size in 2 chunks of 128 rays
+    assert pipeline.render_cameras.height[0].item() == 16 and pipeline.config.pds.chunk_rays == 128
+    # building the model downloaded nothing: LPIPS (AlexNet weights) is only built when evaluated
+    from pds.nerf.compat import LazyLPIPS
+
+    assert isinstance(pipeline.model.lpips, LazyLPIPS) and pipeline.model.lpips._metric is None
+    assert not any(k.startswith("lpips.") for k in pipeline.model.state_dict())
+
+
+def test_stage1_eval_outputs_are_a_dataset_in_the_same_frame(scene, pds_run):
+    from nerfstudio.data.datasets.base_dataset import InputDataset
+
+    from pds.nerf.datamanager import PDSDataManagerConfig
+
+    out = pds_run.base_dir / "eval_outputs"
+    meta = json.loads((out / "transforms.json").read_text())
+    assert len(meta["frames"]) == 10 and (out / "animation.gif").is_file()
+    assert meta["pds"]["tgt_prompt"] == TGT and meta["pds"]["src_prompt"] == SRC
+    assert all((out / f["file_path"]).is_file() for f in meta["frames"])
+    # Parsed as the refinement stage parses it, the cameras are those the edited NeRF was trained with.
+    parser = PDSDataManagerConfig().dataparser
+    parser.data = out
+    parsed = parser.setup().get_dataparser_outputs("train")
+    trained = pds_run.pipeline.datamanager.train_dataset.cameras
+    torch.testing.assert_close(parsed.cameras.camera_to_worlds, trained.camera_to_worlds.cpu(), atol=1e-4, rtol=0)
+    torch.testing.assert_close(parsed.cameras.fx, trained.fx.cpu())
+    image = InputDataset(parsed)[0]["image"]
+    assert image.shape == (32, 32, 3) and 0 <= float(image.min()) and float(image.max()) <= 1
+
+
+def test_chunked_render_replays_the_forward_in_backward(pds_run):
+    """The chunked render (activations dropped, chunks re-rendered in backward) must give exactly
+    the gradient of keeping every chunk's graph: same random ray samples, same values."""
+    from pds.nerf.render import render_view, view_rays
+
+    pipeline = pds_run.pipeline
+    model, cameras = pipeline.model, pipeline.render_cameras
+    params = [p for p in model.field.parameters() if p.requires_grad]
+    weight = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    chunk = 100  # 256 rays: chunks of 100, 100, 56
+
+    def grads(render):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(123)
+        image = render()
+        (image * weight).sum().backward()
+        return image.detach(), [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+
+    def kept_graph():
+        rays, h, w = view_rays(cameras, 3, torch.device("cpu"))
+        rgb = torch.cat([model(rays[s:s + chunk])["rgb"] for s in range(0, len(rays), chunk)])
+        return rgb.reshape(h, w, 3).permute(2, 0, 1).clamp(0, 1)
+
+    model.train()
+    image_ref, grads_ref = grads(kept_graph)
+    image, grads_chunked = grads(lambda: render_view(model, cameras, 3, chunk_rays=chunk))
+    torch.testing.assert_close(image, image_ref)
+    assert any(g.abs().sum() > 0 for g in grads_ref)
+    for a, b in zip(grads_chunked, grads_ref):
+        torch.testing.assert_close(a, b)
+
+
+def test_stage2_refinement_updates_the_dataset_and_trains(pds_run, refinement_run):
+    pipeline = refinement_run.pipeline
+    assert refinement_run._start_step == checkpoint(pds_run)["step"] + 1
+    assert pipeline.updates == 3  # one SDEdit per step here; views 0, 1, 2 replaced
+    dm = pipeline.datamanager
+    changed = [not torch.equal(dm.current_image(i), dm.original_image(i)) for i in range(dm.num_views)]
+    assert changed[:3] == [True, True, True] and not any(changed[3:])
+    # the run is named after the scene, not "eval_outputs"; --save-eval-outputs False skips the renders
+    assert refinement_run.config.experiment_name == pds_run.config.experiment_name
+    assert not (refinement_run.base_dir / "eval_outputs").exists()
+    after = checkpoint(refinement_run, weights_only=True)["pipeline"]
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
