@@ -309,7 +309,8 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--model", default="pds-tiny", show_default=True,
               help="Prior: embedded name, diffusers folder (e.g. a DreamBooth output) or hub id.")
 @click.option("--method", type=click.Choice(["pds", "sds", "dds"]), default="pds", show_default=True)
-@click.option("--steps", type=click.IntRange(min=0), default=1000, show_default=True, help="Optimizer steps.")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Optimizer steps [default: the prior's edit_steps (300 for pds-tiny), else 1000 as the reference].")
 @click.option("--guidance", type=float, default=100.0, show_default=True, help="Classifier-free guidance scale.")
 @click.option("--t-min", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--t-max", type=click.FloatRange(0, 1), default=0.98, show_default=True)
@@ -337,7 +338,7 @@ def _parse_optimize(value: str) -> List[str]:
               help="Save a frame every N steps [default: about 100 frames].")
 @click.option("--fps", type=click.FloatRange(min=0.1), default=20.0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: int,
+def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: Optional[int],
          guidance: float, t_min: float, t_max: float, lr_points, lr_color, lr_width, lr_opacity, optimize: str,
          only: Sequence[str], size: Optional[int], png_size: int, style: str, seed: int, device: str,
          frames: Optional[Path], video: Optional[Path], frame_every: Optional[int], fps: float, quiet: bool):
@@ -392,6 +393,9 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
     rates = {"points": lr_points, "fill": lr_color, "stroke": lr_color, "stroke_width": lr_width,
              "opacity": lr_opacity}
     lr = {k: v for k, v in rates.items() if v is not None and k in present} or None
+
+    if steps is None:
+        steps = int(getattr(prior, "metadata", {}).get("edit_steps", 1000))
 
     # ---- optimise ---------------------------------------------------------------------------------
     every = frame_every or max(1, steps // 100)

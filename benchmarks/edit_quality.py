@@ -1,0 +1,303 @@
+"""Edit-quality benchmark: PDS vs SDS vs DDS on SVG edits with the embedded prior.
+
+Every edit starts from an SVG in ``examples/benchmark/`` (written by :func:`build_examples`),
+runs each method with the same steps, seed and learning rates, writes the edited SVG, and
+measures from the *written file* (re-rendered with cairosvg, so nothing of the optimiser's
+state leaks into the score):
+
+* **target**: the attribute the prompt asks for is there, judged by the embedded probe
+  (``pds.embedded.probe``, a small CNN trained on the prior's procedural domain):
+  foreground colour for colour edits, shape for shape edits, background colour for background
+  edits;
+* **identity**: what the prompt does not mention is kept — silhouette IoU with the source for
+  colour and background edits, foreground colour distance (ΔRGB, 0–1) for shape edits, and the
+  mean change of the untouched background element for edits of one element among several;
+* **seconds** per edit.
+
+Usage::
+
+    python benchmarks/edit_quality.py                    # full run, writes benchmarks/results/edit_quality.{md,png,json}
+    python benchmarks/edit_quality.py --limit 3 --steps 50   # smoke run
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "benchmark"
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("pds", "sds", "dds")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One benchmark edit: source and target attributes; ``kind`` picks the metrics."""
+
+    kind: str  # "color" | "shape" | "background" | "element"
+    shape: str
+    color: str
+    background: str
+    tgt_shape: str
+    tgt_color: str
+    tgt_background: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_{self.color}_{self.shape}_{self.background}"
+
+
+def edits() -> list[Edit]:
+    """24 edits: 8 colour, 8 shape, 4 background, 4 one-element-of-several."""
+    out = []
+    for shape, src, tgt in [("circle", "red", "blue"), ("star", "blue", "yellow"), ("square", "green", "purple"),
+                            ("heart", "yellow", "red"), ("triangle", "orange", "blue"), ("diamond", "purple", "orange"),
+                            ("circle", "pink", "black"), ("star", "gray", "pink")]:
+        out.append(Edit("color", shape, src, "white", shape, tgt, "white"))
+    for color, src, tgt in [("red", "circle", "square"), ("blue", "square", "circle"), ("yellow", "star", "circle"),
+                            ("green", "circle", "star"), ("purple", "square", "diamond"), ("orange", "circle", "triangle"),
+                            ("black", "triangle", "square"), ("red", "diamond", "circle")]:
+        out.append(Edit("shape", src, color, "white", tgt, color, "white"))
+    for shape, color, bg in [("circle", "red", "yellow"), ("star", "blue", "pink"), ("square", "green", "gray"),
+                             ("heart", "purple", "orange")]:
+        out.append(Edit("background", shape, color, "white", shape, color, bg))
+    for shape, src, tgt, bg in [("circle", "red", "green", "yellow"), ("star", "yellow", "red", "blue"),
+                                ("square", "blue", "orange", "gray"), ("heart", "pink", "purple", "green")]:
+        out.append(Edit("element", shape, src, bg, shape, tgt, bg))
+    return out
+
+
+def outline_path(shape: str, center=(32.0, 32.0), scale: float = 19.0, samples: int = 24) -> str:
+    """Path data drawing ``shape`` with ``samples`` cubic segments (so points can move freely).
+
+    Straight edges become cubics with control points at 1/3 and 2/3, circles exact-ish arcs:
+    every shape has the same number of movable points, so a circle can become a square and back.
+    """
+    from pds.embedded import data
+
+    if shape == "circle":
+        r = data.CIRCLE_RADIUS * scale
+        pts = [(center[0] + r * math.cos(2 * math.pi * i / samples), center[1] + r * math.sin(2 * math.pi * i / samples))
+               for i in range(samples)]
+        k = 4 / 3 * math.tan(math.pi / (2 * samples)) * r  # cubic handle length for an arc of 2π/samples
+        d = [f"M {pts[0][0]:.3f} {pts[0][1]:.3f}"]
+        for i in range(samples):
+            a0, a1 = 2 * math.pi * i / samples, 2 * math.pi * (i + 1) / samples
+            p0, p3 = pts[i], pts[(i + 1) % samples]
+            c1 = (p0[0] - k * math.sin(a0), p0[1] + k * math.cos(a0))
+            c2 = (p3[0] + k * math.sin(a1), p3[1] - k * math.cos(a1))
+            d.append(f"C {c1[0]:.3f} {c1[1]:.3f} {c2[0]:.3f} {c2[1]:.3f} {p3[0]:.3f} {p3[1]:.3f}")
+        return " ".join(d) + " Z"
+    poly = [(center[0] + scale * x, center[1] - scale * y) for x, y in unit_outline(shape)]
+    # Resample the polygon's perimeter into `samples` straight pieces, corners kept.
+    per = [math.dist(poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly))]
+    counts = [max(1, round(samples * p / sum(per))) for p in per]
+    pts = []
+    for i, n in enumerate(counts):
+        a, b = poly[i], poly[(i + 1) % len(poly)]
+        pts += [(a[0] + (b[0] - a[0]) * j / n, a[1] + (b[1] - a[1]) * j / n) for j in range(n)]
+    d = [f"M {pts[0][0]:.3f} {pts[0][1]:.3f}"]
+    for i in range(len(pts)):
+        p0, p3 = pts[i], pts[(i + 1) % len(pts)]
+        c1 = (p0[0] + (p3[0] - p0[0]) / 3, p0[1] + (p3[1] - p0[1]) / 3)
+        c2 = (p0[0] + 2 * (p3[0] - p0[0]) / 3, p0[1] + 2 * (p3[1] - p0[1]) / 3)
+        d.append(f"C {c1[0]:.3f} {c1[1]:.3f} {c2[0]:.3f} {c2[1]:.3f} {p3[0]:.3f} {p3[1]:.3f}")
+    return " ".join(d) + " Z"
+
+
+def unit_outline(shape: str) -> list[tuple[float, float]]:
+    """Outline polygon of a flat shape in the training renderer's unit frame (y up)."""
+    from pds.embedded import data
+
+    if shape in data.POLYGONS:
+        return list(data.POLYGONS[shape])
+    if shape != "heart":
+        raise ValueError(f"no outline for {shape!r}")
+    # The training heart: tip (0,0) -> (0.5,0.5) -> semicircle to (0,1) -> semicircle to (-0.5,0.5) -> tip,
+    # scaled by HEART_SCALE about a shift of HEART_SHIFT (see data.shape_svg_element).
+    r = math.sqrt(2) / 4
+    pts = [(0.0, 0.0)]
+    for cx, cy, a0 in ((0.25, 0.75, -math.pi / 4), (-0.25, 0.75, math.pi / 4)):
+        pts += [(cx + r * math.cos(a0 + math.pi * k / 8), cy + r * math.sin(a0 + math.pi * k / 8)) for k in range(9)]
+    return [(x * data.HEART_SCALE, (y - data.HEART_SHIFT) * data.HEART_SCALE) for x, y in pts[:-1]]
+
+
+def source_svg(edit: Edit) -> str:
+    from pds.embedded import data
+
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 64 64">\n'
+            f'  <rect id="background" x="0" y="0" width="64" height="64" fill="{data.color_hex(edit.background)}"/>\n'
+            f'  <path id="shape" d="{outline_path(edit.shape)}" fill="{data.color_hex(edit.color)}"/>\n'
+            "</svg>\n")
+
+
+def build_examples() -> list[tuple[Edit, Path]]:
+    EXAMPLES.mkdir(parents=True, exist_ok=True)
+    out = []
+    for e in edits():
+        p = EXAMPLES / f"{e.name}.svg"
+        text = source_svg(e)
+        if not p.exists() or p.read_text() != text:
+            p.write_text(text)
+        out.append((e, p))
+    return out
+
+
+def render_file(path: Path, size: int = 64) -> np.ndarray:
+    """cairosvg render of a written SVG over white: ``(size, size, 3)`` float in [0, 1]."""
+    import cairosvg
+
+    png = cairosvg.svg2png(url=str(path), output_width=size, output_height=size, background_color="white")
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def foreground(img: np.ndarray, bg: tuple[float, float, float]) -> np.ndarray:
+    return np.abs(img - np.asarray(bg, dtype=np.float32)).max(-1) > 0.25
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+def judge(probe, img: np.ndarray) -> dict:
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    return probe.judge(x)[0]
+
+
+def score(edit: Edit, src_img: np.ndarray, out_img: np.ndarray, probe) -> dict:
+    from pds.embedded import data
+
+    j = judge(probe, out_img)
+    src_fg = foreground(src_img, data.color_rgb(edit.background))
+    out_fg = foreground(out_img, data.color_rgb(edit.tgt_background))
+    row = {"judged": j}
+    if edit.kind in ("color", "element"):
+        row["target"] = float(j["color"] == edit.tgt_color)
+        row["identity"] = iou(src_fg, out_fg)
+        row["identity_metric"] = "silhouette IoU"
+    elif edit.kind == "shape":
+        row["target"] = float(j["shape"] == edit.tgt_shape)
+        mean_col = out_img[out_fg].mean(0) if out_fg.any() else np.ones(3)
+        row["identity"] = 1.0 - float(np.abs(mean_col - np.asarray(data.color_rgb(edit.color))).mean())
+        row["identity_metric"] = "1 - fg colour error"
+    else:
+        row["target"] = float(j["background"] == edit.tgt_background)
+        row["identity"] = iou(src_fg, out_fg)
+        row["identity_metric"] = "silhouette IoU"
+    if edit.kind == "element":
+        bg_mask = ~(src_fg | out_fg)
+        row["untouched_change"] = float(np.abs(out_img - src_img)[bg_mask].mean()) if bg_mask.any() else 0.0
+    return row
+
+
+def run_edit(path: Path, edit: Edit, method: str, prior, steps: int, seed: int, guidance: float | None,
+             out_dir: Path) -> tuple[Path, float]:
+    import pds
+    from pds.embedded import data
+    from pds.svg import SVGScene
+
+    scene = SVGScene.load(path)
+    scene.render_size = prior.resolution
+    src = data.caption(edit.color, edit.shape, edit.background)
+    tgt = data.caption(edit.tgt_color, edit.tgt_shape, edit.tgt_background)
+    kw = {} if guidance is None else {"guidance_scale": guidance}
+    d = pds.Distiller(prior, method=method, t_range=(0.1, 0.98), generator=torch.Generator().manual_seed(seed), **kw)
+    start = time.perf_counter()
+    d.optimize(scene, None, src, tgt, steps=steps, progress=False)
+    seconds = time.perf_counter() - start
+    out = out_dir / f"{edit.name}_{method}.svg"
+    scene.save(out)
+    return out, seconds
+
+
+def grid(rows: list[list[np.ndarray]], cell: int = 96) -> Image.Image:
+    h = len(rows)
+    w = max(len(r) for r in rows)
+    canvas = Image.new("RGB", (w * cell, h * cell), "white")
+    for i, r in enumerate(rows):
+        for j, img in enumerate(r):
+            tile = Image.fromarray((img * 255).round().astype(np.uint8)).resize((cell - 4, cell - 4), Image.NEAREST)
+            canvas.paste(tile, (j * cell + 2, i * cell + 2))
+    return canvas
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="pds-tiny")
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per edit (default: the CLI default)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--guidance", type=float, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N edits (smoke runs)")
+    ap.add_argument("--per-kind", type=int, default=None, help="only the first N edits of each kind")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args()
+
+    import pds
+    from pds.embedded.probe import load_probe
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    prior = pds.load_prior(args.model)
+    probe = load_probe()
+    steps = args.steps or 300
+    out_dir = Path(args.out)
+    svg_dir = out_dir / "edit_quality_svgs"
+    svg_dir.mkdir(parents=True, exist_ok=True)
+    methods = [m for m in args.methods.split(",") if m]
+    todo = build_examples()[: args.limit]
+    if args.per_kind:
+        seen: dict[str, int] = {}
+        todo = [(e, p) for e, p in todo if seen.setdefault(e.kind, 0) < args.per_kind
+                and not seen.__setitem__(e.kind, seen[e.kind] + 1)]
+    results = []
+    rows = []
+    for edit, path in todo:
+        src_img = render_file(path)
+        row_imgs = [src_img]
+        for method in methods:
+            out, seconds = run_edit(path, edit, method, prior, steps, args.seed, args.guidance, svg_dir)
+            out_img = render_file(out)
+            row_imgs.append(out_img)
+            r = score(edit, src_img, out_img, probe)
+            r.update(edit=edit.name, kind=edit.kind, method=method, seconds=seconds)
+            results.append(r)
+            print(f"{edit.name:40s} {method}: target={r['target']:.0f} identity={r['identity']:.3f} "
+                  f"{seconds:.1f}s judged={r['judged']}", flush=True)
+        rows.append(row_imgs)
+
+    lines = [f"# Edit quality: PDS vs SDS vs DDS ({args.model}, {steps} steps, seed {args.seed})", "",
+             "| kind | method | edits | target success | identity | identity metric | untouched change | s/edit |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind in ("color", "shape", "background", "element", "all"):
+        for method in methods:
+            sel = [r for r in results if r["method"] == method and (kind == "all" or r["kind"] == kind)]
+            if not sel:
+                continue
+            unt = [r["untouched_change"] for r in sel if "untouched_change" in r]
+            metric = sel[0]["identity_metric"] if kind != "all" else "mixed"
+            lines.append(f"| {kind} | {method.upper()} | {len(sel)} | {np.mean([r['target'] for r in sel]):.2f} | "
+                         f"{np.mean([r['identity'] for r in sel]):.3f} | {metric} | "
+                         f"{np.mean(unt) if unt else float('nan'):.3f} | {np.mean([r['seconds'] for r in sel]):.1f} |")
+    table = "\n".join(lines)
+    print(table)
+    (out_dir / "edit_quality.md").write_text(table + "\n\nGrid: edit_quality.png (columns: source | "
+                                             + " | ".join(m.upper() for m in methods) + ")\n")
+    (out_dir / "edit_quality.json").write_text(json.dumps(results, indent=1, default=str))
+    grid(rows).save(out_dir / "edit_quality.png")
+    print(f"wrote {out_dir / 'edit_quality.md'} and edit_quality.png")
+
+
+if __name__ == "__main__":
+    main()
