@@ -6,7 +6,7 @@ moves). Then teach it to pds-tiny under the reserved token ``sks``::
 
     python examples/dreambooth/make_instance_images.py my_ball
     pds-dreambooth --instance_prompt "a sks ball" --instance_dir my_ball \\
-        --class_prompt "a ball" --save_dir sks_ball
+        --class_prompt "a ball" --save_dir sks_ball --train_text_encoder
     python -c "import pds, pds.sampling as s; print(s.sample(pds.load_prior('sks_ball'), 'a sks ball').shape)"
 
 Options: ``--color``, ``--background`` (palette names of pds-tiny), ``--views``.
