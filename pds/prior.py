@@ -166,6 +166,16 @@ class DiffusersPrior:
                 f"(known words: {known_list}); rephrase, or pass --model with a prior that knows them"
             )
 
+    def tokenize(self, prompts: Sequence[str]) -> Tensor:
+        """``(N, L)`` token ids padded to the tokenizer's model length, on the prior's device.
+
+        The one tokenization of the project (no attention mask, as Stable Diffusion): sampling,
+        distillation and DreamBooth's text-encoder training all see prompts the same way.
+        """
+        tok = self.tokenizer(list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt")
+        return tok["input_ids"].to(self.device)
+
     @torch.no_grad()
     def encode_prompt(self, prompts: Sequence[str]) -> Tensor:
         """Embed prompts, caching each distinct prompt. Returns ``(N, L, D)`` in the model dtype."""
@@ -173,11 +183,7 @@ class DiffusersPrior:
         if missing:
             for p in missing:
                 self.check_prompt(p)
-            tok = self.tokenizer(
-                list(missing), padding="max_length", max_length=self.tokenizer.model_max_length,
-                truncation=True, return_tensors="pt",
-            )
-            hidden = self.text_encoder(tok["input_ids"].to(self.device))[0]
+            hidden = self.text_encoder(self.tokenize(missing))[0]
             for p, h in zip(missing, hidden):
                 self._embedding_cache[p] = h
         return torch.stack([self._embedding_cache[p] for p in prompts])

@@ -197,17 +197,9 @@ def default_learning_rate(prior) -> float:
     return EMBEDDED_LEARNING_RATE if identifier_tokens(prior) else SD_LEARNING_RATE
 
 
-def _tokenize(prior, prompts: Sequence[str]) -> Tensor:
-    # The same tokenization as DiffusersPrior.encode_prompt (padded to the model length, no
-    # attention mask), so the fine-tuned text encoder sees prompts exactly as sampling will.
-    tok = prior.tokenizer(list(prompts), padding="max_length", max_length=prior.tokenizer.model_max_length,
-                          truncation=True, return_tensors="pt")
-    return tok["input_ids"].to(prior.device)
-
-
 def embed_prompts(prior, prompts: Sequence[str]) -> Tensor:
     """``(N, L, D)`` embeddings through ``prior.text_encoder`` with gradients (for training it)."""
-    return prior.text_encoder(_tokenize(prior, prompts))[0]
+    return prior.text_encoder(prior.tokenize(prompts))[0]
 
 
 # ----------------------------------------------------------------------------------- class images
@@ -420,7 +412,7 @@ def train_dreambooth(
 
     prompts = [instance_prompt] + ([class_prompt] if preserve else [])
     if train_text_encoder:
-        token_ids = _tokenize(prior, prompts)
+        token_ids = prior.tokenize(prompts)
         fixed_embeddings = None
     else:
         fixed_embeddings = prior.encode_prompt(prompts).detach()
