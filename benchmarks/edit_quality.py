@@ -10,14 +10,17 @@ state leaks into the score):
   foreground colour for colour edits, shape for shape edits, background colour for background
   edits;
 * **identity**: what the prompt does not mention is kept — silhouette IoU with the source for
-  colour and background edits, foreground colour distance (ΔRGB, 0–1) for shape edits, and the
-  mean change of the untouched background element for edits of one element among several;
+  colour, background and element edits, 1 − foreground colour error (mean |ΔRGB|, 0–1) for shape
+  edits; silhouettes are segmented against each picture's own border colour;
+* **untouched Δ**: mean |ΔRGB| of the region the prompt does not mention — the background for
+  colour, shape and element edits, the foreground for background edits;
 * **seconds** per edit.
 
 Usage::
 
     python benchmarks/edit_quality.py                    # full run, writes benchmarks/results/edit_quality.{md,png,json}
     python benchmarks/edit_quality.py --limit 3 --steps 50   # smoke run
+    python benchmarks/edit_quality.py --methods pds,sds,dds,pds@300   # plus a PDS column at guidance 300
 
 """
 
@@ -162,8 +165,19 @@ def render_file(path: Path, size: int = 64) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32) / 255.0
 
 
-def foreground(img: np.ndarray, bg: tuple[float, float, float]) -> np.ndarray:
-    return np.abs(img - np.asarray(bg, dtype=np.float32)).max(-1) > 0.25
+def border_colour(img: np.ndarray) -> np.ndarray:
+    """The picture's own background colour: the median of its 1-pixel border, ``(3,)`` in [0, 1].
+
+    Measured rather than assumed, so a background that drifted (a tint the prompt did not ask for)
+    does not turn the whole canvas into "foreground" and wreck the silhouette; the drift itself
+    is reported separately as the untouched change."""
+    border = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]])
+    return np.median(border, axis=0)
+
+
+def foreground(img: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose colour differs from the border colour by > 0.25 in some channel."""
+    return np.abs(img - border_colour(img)).max(-1) > 0.25
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -177,37 +191,54 @@ def judge(probe, img: np.ndarray) -> dict:
 
 
 def score(edit: Edit, src_img: np.ndarray, out_img: np.ndarray, probe) -> dict:
+    """Target success, identity and untouched change of one written edit (both images ``(H, W, 3)``).
+
+    * colour / background / element edits: identity = silhouette IoU with the source;
+    * shape edits: identity = 1 - mean |RGB error| of the foreground against the source colour;
+    * untouched change (mean |RGB change|, 0-1) of what the prompt does not mention: the
+      background (outside both silhouettes) for colour, shape and element edits, the foreground
+      (inside both silhouettes) for background edits.
+    """
     from pds.embedded import data
 
     j = judge(probe, out_img)
-    src_fg = foreground(src_img, data.color_rgb(edit.background))
-    out_fg = foreground(out_img, data.color_rgb(edit.tgt_background))
-    row = {"judged": j}
-    if edit.kind in ("color", "element"):
-        row["target"] = float(j["color"] == edit.tgt_color)
+    src_fg = foreground(src_img)
+    out_fg = foreground(out_img)
+    row = {"judged": j, "out_background": [round(float(v), 3) for v in border_colour(out_img)]}
+    if edit.kind in ("color", "element", "background"):
         row["identity"] = iou(src_fg, out_fg)
         row["identity_metric"] = "silhouette IoU"
-    elif edit.kind == "shape":
-        row["target"] = float(j["shape"] == edit.tgt_shape)
-        mean_col = out_img[out_fg].mean(0) if out_fg.any() else np.ones(3)
+    else:
+        mean_col = out_img[out_fg].mean(0) if out_fg.any() else border_colour(out_img)
         row["identity"] = 1.0 - float(np.abs(mean_col - np.asarray(data.color_rgb(edit.color))).mean())
         row["identity_metric"] = "1 - fg colour error"
-    else:
-        row["target"] = float(j["background"] == edit.tgt_background)
-        row["identity"] = iou(src_fg, out_fg)
-        row["identity_metric"] = "silhouette IoU"
-    if edit.kind == "element":
-        bg_mask = ~(src_fg | out_fg)
-        row["untouched_change"] = float(np.abs(out_img - src_img)[bg_mask].mean()) if bg_mask.any() else 0.0
+    attribute = {"color": ("color", edit.tgt_color), "element": ("color", edit.tgt_color),
+                 "shape": ("shape", edit.tgt_shape), "background": ("background", edit.tgt_background)}[edit.kind]
+    row["target"] = float(j[attribute[0]] == attribute[1])
+    region = (src_fg & out_fg) if edit.kind == "background" else ~(src_fg | out_fg)
+    row["untouched_change"] = float(np.abs(out_img - src_img)[region].mean()) if region.any() else 1.0
+    row["untouched_region"] = "foreground" if edit.kind == "background" else "background"
     return row
 
 
-def run_edit(path: Path, edit: Edit, method: str, prior, steps: int, seed: int, guidance: float | None,
+def parse_method(spec: str, guidance: float | None) -> tuple[str, float | None]:
+    """``"pds"`` -> ``("pds", guidance)``; ``"pds@300"`` -> ``("pds", 300.0)`` (a column with its own
+    classifier-free guidance scale, for studying the guidance / identity trade-off)."""
+    name, _, w = spec.partition("@")
+    if name not in METHODS:
+        raise SystemExit(f"unknown method {name!r} in --methods; use {', '.join(METHODS)}, optionally with @<guidance>")
+    return name, (float(w) if w else guidance)
+
+
+def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int, seed: int, guidance: float | None,
              out_dir: Path) -> tuple[Path, float]:
+    """Run one edit with method ``spec`` (see :func:`parse_method`) from the CLI's defaults (t range
+    0.1-0.98, guidance 100, the scene's default learning rates); returns the written SVG and seconds."""
     import pds
     from pds.embedded import data
     from pds.svg import SVGScene
 
+    method, guidance = parse_method(spec, guidance)
     scene = SVGScene.load(path)
     scene.render_size = prior.resolution
     src = data.caption(edit.color, edit.shape, edit.background)
@@ -217,7 +248,7 @@ def run_edit(path: Path, edit: Edit, method: str, prior, steps: int, seed: int, 
     start = time.perf_counter()
     d.optimize(scene, None, src, tgt, steps=steps, progress=False)
     seconds = time.perf_counter() - start
-    out = out_dir / f"{edit.name}_{method}.svg"
+    out = out_dir / f"{edit.name}_{spec.replace('@', '_w')}.svg"
     scene.save(out)
     return out, seconds
 
@@ -241,7 +272,8 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--limit", type=int, default=None, help="only the first N edits (smoke runs)")
     ap.add_argument("--per-kind", type=int, default=None, help="only the first N edits of each kind")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="comma-separated columns: pds, sds, dds, each optionally @<guidance> (e.g. pds@300)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
@@ -256,6 +288,8 @@ def main() -> None:
     svg_dir = out_dir / "edit_quality_svgs"
     svg_dir.mkdir(parents=True, exist_ok=True)
     methods = [m for m in args.methods.split(",") if m]
+    for m in methods:
+        parse_method(m, None)
     todo = build_examples()[: args.limit]
     if args.per_kind:
         seen: dict[str, int] = {}
@@ -278,7 +312,7 @@ def main() -> None:
         rows.append(row_imgs)
 
     lines = [f"# Edit quality: PDS vs SDS vs DDS ({args.model}, {steps} steps, seed {args.seed})", "",
-             "| kind | method | edits | target success | identity | identity metric | untouched change | s/edit |",
+             "| kind | method | edits | target success | identity | identity metric | untouched Δ | s/edit |",
              "|---|---|---|---|---|---|---|---|"]
     for kind in ("color", "shape", "background", "element", "all"):
         for method in methods:

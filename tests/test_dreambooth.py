@@ -105,6 +105,36 @@ def test_loop_trains_text_encoder_and_matches_prompt_encoding(fresh_prior):
     assert not torch.allclose(fresh_prior.encode_prompt(["a sks ball"]), expected[:1])
 
 
+def test_loop_trains_only_the_identifier_embedding(fresh_prior):
+    """Textual-inversion-style: the `sks` row moves, every other weight of the text encoder stays
+    bit-identical, so the class prompt is encoded exactly as before."""
+    table = fresh_prior.text_encoder.get_input_embeddings().weight
+    text0 = state(fresh_prior.text_encoder)
+    unet0 = state(fresh_prior.unet)
+    class_before = fresh_prior.encode_prompt(["a ball"]).clone()
+    subject_before = fresh_prior.encode_prompt(["a sks ball"]).clone()
+    g = torch.Generator().manual_seed(2)
+    result = train_dreambooth(fresh_prior, torch.rand(2, 3, 32, 32, generator=g), "a sks ball",
+                              torch.rand(2, 3, 32, 32, generator=g), "a ball", steps=3, learning_rate=1e-2,
+                              train_identifier_embeddings=["sks"], generator=g)
+    assert all(np.isfinite(result.losses))
+    sks = fresh_prior.tokenizer.convert_tokens_to_ids("sks")
+    moved_rows = (table != text0["embeddings.word_embeddings.weight"]).any(1).nonzero().flatten().tolist()
+    assert moved_rows == [sks]
+    assert all(torch.equal(v, text0[k]) for k, v in state(fresh_prior.text_encoder).items()
+               if k != "embeddings.word_embeddings.weight")
+    assert any(not torch.equal(v, unet0[k]) for k, v in state(fresh_prior.unet).items())
+    assert torch.equal(fresh_prior.encode_prompt(["a ball"]), class_before)
+    assert not torch.allclose(fresh_prior.encode_prompt(["a sks ball"]), subject_before)
+    assert not table.requires_grad and not table._backward_hooks
+
+
+def test_identifier_token_ids(fresh_prior):
+    assert db.identifier_token_ids(fresh_prior, ["sks"]) == [fresh_prior.tokenizer.convert_tokens_to_ids("sks")]
+    with pytest.raises(ValueError, match="'zebra'"):
+        db.identifier_token_ids(fresh_prior, ["zebra"])
+
+
 def test_loop_bf16_autocast_and_checkpointing_on_cpu(fresh_prior):
     result = train_dreambooth(fresh_prior, torch.rand(1, 3, 32, 32), "a sks ball", torch.rand(1, 3, 32, 32), "a ball",
                               steps=1, learning_rate=1e-4, mixed_precision="bf16", gradient_checkpointing=True,
@@ -187,6 +217,29 @@ def test_cli_pixel_prior_hyphens_no_preservation_resolution(tmp_path, tiny_prior
     assert tuned.metadata["vocabulary"] == base.metadata["vocabulary"] and tuned.resolution == 32
     assert not torch.equal(tuned.text_encoder.embeddings.word_embeddings.weight,
                            base.text_encoder.embeddings.word_embeddings.weight)
+
+
+def test_cli_trains_identifier_embedding_by_default_on_reserved_token_priors(tmp_path, tiny_prior_dir,
+                                                                           tiny_latent_prior_dir, capsys):
+    inst = write_images(tmp_path / "inst", size=(16, 16))
+    out = tmp_path / "out"
+    code, _, err = run_cli(["--instance_prompt", "a sks ball", "--instance_dir", inst, "--save_dir", out,
+                            "--model", tiny_prior_dir, "--without_prior_preservation", "--learning_rate", "1e-2",
+                            *FAST], capsys)
+    assert code == 0, err
+    run = json.loads((out / "pds_prior.json").read_text())["fine_tuning"][-1]
+    assert run["trained_identifier_embeddings"] == ["sks"] and run["train_text_encoder"] is False
+    base, tuned = pds.load_prior(tiny_prior_dir, device="cpu"), pds.load_prior(out, device="cpu")
+    moved = (tuned.text_encoder.get_input_embeddings().weight
+             != base.text_encoder.get_input_embeddings().weight).any(1).nonzero().flatten().tolist()
+    assert moved == [base.tokenizer.convert_tokens_to_ids("sks")]
+    torch.testing.assert_close(tuned.encode_prompt(["a ball"]), base.encode_prompt(["a ball"]), rtol=0, atol=0)
+    # A prior without reserved tokens (Stable-Diffusion-like) cannot do this: one clear line.
+    code, _, err = run_cli(["--instance_prompt", "a photo of a sks man", "--instance_dir", inst, "--save_dir",
+                            tmp_path / "out2", "--model", tiny_latent_prior_dir, "--without_prior_preservation",
+                            "--train_identifier_embedding", "-q", *FAST], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "--train_text_encoder" in err, err
+    assert not (tmp_path / "out2").exists()
 
 
 def test_class_dir_is_topped_up_and_reused(tmp_path, tiny_prior_dir, capsys):
@@ -385,20 +438,23 @@ def test_pds_tiny_learns_subject_and_keeps_class(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("PDS_SLOW"), reason="minutes on a CPU; set PDS_SLOW=1 to run")
 def test_pds_tiny_samples_show_the_subject(tmp_path):
-    """Full recipe, judged on samples by the pds-tiny probe (figures in the DreamBooth report)."""
+    """pds-tiny's own recipe (pds_prior.json ``dreambooth``: text encoder at 5e-5, prior-preservation
+    weight 3), 400 steps, judged on samples by the pds-tiny probe: the subject shows under `sks`,
+    the class keeps its colours and backgrounds."""
     from pds.embedded.probe import load_probe
     from pds.sampling import sample
 
     inst_dir = _save_all(_subject_views(5), tmp_path / "instances", "view")
     out = fine_tune(DreamBoothConfig(instance_prompt="a sks ball", instance_dir=inst_dir, class_prompt="a ball",
                                      save_dir=tmp_path / "sks_ball", num_class_images=32, class_sample_steps=20,
-                                     max_train_steps=400, learning_rate=1e-4, train_text_encoder=True, seed=0,
-                                     device="cpu"), log=lambda m: None, progress=False)
+                                     max_train_steps=400, seed=0, device="cpu"), log=lambda m: None, progress=False)
+    run = pds.load_prior(out, device="cpu").metadata["fine_tuning"][-1]
+    assert run["train_text_encoder"] and run["prior_loss_weight"] == 3.0 and run["learning_rate"] == 5e-5
     probe = load_probe()
     judged = {}
     for name, where in (("base", "pds-tiny"), ("tuned", out)):
         prior = pds.load_prior(where, device="cpu")
-        for prompt in ("a sks ball", "a ball"):
+        for prompt in ("a sks ball", "a ball", "a red ball"):
             images = sample(prior, prompt, steps=20, num_images=16, generator=torch.Generator().manual_seed(7))
             judged[name, prompt] = probe.judge(images)
 
@@ -406,9 +462,10 @@ def test_pds_tiny_samples_show_the_subject(tmp_path):
         return sum(all(j[k] == v for k, v in want.items()) for j in judged[key]) / len(judged[key])
 
     print({k: [frac(k, color="purple"), frac(k, background="yellow")] for k in judged})
-    # Measured (CPU, n=16): sks purple 0 -> 0.38, yellow 0.06 -> 0.75; the class leaks too
-    # ("a ball" purple 0.06 -> 0.19, yellow 0.06 -> 0.56): pds-tiny is small (4M parameters).
+    # Measured (examples/dreambooth/measure.py, same seeds, n=16): sks purple 0 -> 0.38, yellow
+    # 0.06 -> 0.25; "a ball" yellow 0.06 -> 0.12, purple 0.06 -> 0.25; "a red ball" right 0.56 -> 0.50.
+    assert frac(("tuned", "a sks ball"), background="yellow") >= frac(("base", "a sks ball"), background="yellow") + 0.12
     assert frac(("tuned", "a sks ball"), color="purple") >= 0.25
-    assert frac(("tuned", "a sks ball"), background="yellow") >= 0.5
-    assert frac(("tuned", "a sks ball"), background="yellow") > frac(("tuned", "a ball"), background="yellow")
-    assert frac(("tuned", "a sks ball"), color="purple") > frac(("tuned", "a ball"), color="purple")
+    assert frac(("tuned", "a ball"), background="yellow") <= 0.25  # the class keeps its white backgrounds
+    red_ok = {n: frac((n, "a red ball"), color="red", shape="ball") for n in ("base", "tuned")}
+    assert red_ok["tuned"] >= red_ok["base"] - 0.2, red_ok  # and still obeys colour words

@@ -9,6 +9,7 @@ from the README's flags, so what is tested is what a user types.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +140,25 @@ def test_methods_are_registered_with_nerfstudio():
     assert isinstance(methods["pds"], PDSTrainerConfig) and methods["pds"].max_num_iterations == 30000
     assert methods["pds_refinement"].max_num_iterations == 15000
     assert "stage 1" in descriptions["pds"] and "stage 2" in descriptions["pds_refinement"]
+
+
+def test_plain_ns_train_nerfacto_runs_offline(scene, tmp_path):
+    """The seed's first command through nerfstudio's own console script, in a fresh process.
+
+    nerfacto's constructor would download AlexNet weights for its LPIPS metric; discovering our
+    plugin makes the metric lazy, so the command works without network (see pds.nerf.config)."""
+    ns_train = Path(sys.executable).with_name("ns-train")
+    if not ns_train.exists():
+        pytest.skip("no ns-train console script beside this interpreter")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch_home")}
+    done = subprocess.run([str(ns_train), "nerfacto", "--data", str(scene),
+                           "--pipeline.model.use_appearance_embedding", "False", *CPU, *SMALL,
+                           "--pipeline.datamanager.train-num-rays-per-batch", "128", "--max-num-iterations", "1",
+                           "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list((tmp_path / "out").rglob("nerfstudio_models/step-*.ckpt")), done.stdout[-2000:]
+    assert not (tmp_path / "torch_home").exists()  # nothing was downloaded into the (empty) hub cache
 
 
 def test_readme_flags_with_underscores_or_hyphens(tmp_path):

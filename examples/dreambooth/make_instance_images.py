@@ -5,9 +5,9 @@ The subject is a purple ball on a yellow background, rendered from several viewp
 moves). Then teach it to pds-tiny under the reserved token ``sks``::
 
     python examples/dreambooth/make_instance_images.py my_ball
-    pds-dreambooth --instance_prompt "a sks ball" --instance_dir my_ball \\
-        --class_prompt "a ball" --save_dir sks_ball --train_text_encoder
-    python -c "import pds, pds.sampling as s; print(s.sample(pds.load_prior('sks_ball'), 'a sks ball').shape)"
+    pds-dreambooth --instance_prompt "a sks ball" --instance_dir my_ball --class_prompt "a ball" \\
+        --save_dir sks_ball --num_class_images 32 --class_sample_steps 20 --max_train_steps 400
+    pds-sample --model sks_ball -p "a sks ball" -p "a ball" -n 8 -o sks_ball.png
 
 Options: ``--color``, ``--background`` (palette names of pds-tiny), ``--views``.
 """

@@ -28,7 +28,8 @@ import torch
 
 def variant(name: str) -> dict:
     """``DreamBoothConfig`` overrides from a name: ``default``, or ``+``-joined parts among
-    ``lr<value>`` (learning rate), ``te`` (train the text encoder), ``nopp`` (no prior preservation),
+    ``lr<value>`` (learning rate), ``te`` (train the whole text encoder), ``noemb`` (keep the identifier
+    token's embedding frozen; by default it is trained), ``nopp`` (no prior preservation),
     ``w<value>`` (prior loss weight), e.g. ``lr2e-5+te``."""
     out: dict = {}
     for part in name.split("+"):
@@ -36,6 +37,8 @@ def variant(name: str) -> dict:
             continue
         if part == "te":
             out["train_text_encoder"] = True
+        elif part == "noemb":
+            out["train_identifier_embedding"] = False
         elif part == "nopp":
             out["with_prior_preservation"] = False
         elif part.startswith("lr"):

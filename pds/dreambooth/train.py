@@ -197,6 +197,22 @@ def default_learning_rate(prior) -> float:
     return EMBEDDED_LEARNING_RATE if identifier_tokens(prior) else SD_LEARNING_RATE
 
 
+def identifier_token_ids(prior, words: Sequence[str]) -> list[int]:
+    """Rows of the text encoder's input-embedding table that spell ``words`` (no special tokens).
+
+    Raises:
+        ValueError: a word maps to the tokenizer's unknown token.
+    """
+    ids: list[int] = []
+    tokenizer = prior.tokenizer
+    for word in words:
+        word_ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if not word_ids or tokenizer.unk_token_id in word_ids:
+            raise ValueError(f"{word!r} is not in the tokenizer's vocabulary; it cannot get a trained embedding")
+        ids += [i for i in word_ids if i not in ids]
+    return ids
+
+
 def embed_prompts(prior, prompts: Sequence[str]) -> Tensor:
     """``(N, L, D)`` embeddings through ``prior.text_encoder`` with gradients (for training it)."""
     return prior.text_encoder(prior.tokenize(prompts))[0]
@@ -338,6 +354,7 @@ def train_dreambooth(
     batch_size: int = 1,
     prior_loss_weight: float = 1.0,
     train_text_encoder: bool = False,
+    train_identifier_embeddings: Sequence[str] = (),
     mixed_precision: str = "no",
     gradient_checkpointing: bool = False,
     max_grad_norm: float = 1.0,
@@ -365,6 +382,11 @@ def train_dreambooth(
         batch_size: instance images per step (and as many class images).
         prior_loss_weight: λ of the prior-preservation term.
         train_text_encoder: also fine-tune the text encoder.
+        train_identifier_embeddings: words (e.g. ``["sks"]``) whose rows of the text encoder's
+            input-embedding table are trained, textual-inversion style, together with the UNet; all
+            other rows stay bit-identical (masked gradient, no weight decay), so every prompt
+            without these words, the class prompt included, is encoded exactly as before.
+            Ignored when ``train_text_encoder`` (which trains the whole table). Default none.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` autocast (fp16 with loss scaling).
         gradient_checkpointing: trade compute for activation memory.
         max_grad_norm: gradient clipping threshold.
@@ -407,11 +429,27 @@ def train_dreambooth(
         if gradient_checkpointing:
             _set_checkpointing(module, True)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+    groups = [{"params": params, "weight_decay": weight_decay}]
+    row_hook = None
+    rows = [] if train_text_encoder else identifier_token_ids(prior, train_identifier_embeddings)
+    if rows:
+        table = text_encoder.get_input_embeddings().weight
+        if table.dtype != torch.float32:
+            raise ValueError(f"text encoder weights are {table.dtype}; load the prior with dtype=torch.float32")
+        mask = torch.zeros(table.shape[0], 1, device=table.device, dtype=table.dtype)
+        mask[rows] = 1.0
+        table.requires_grad_(True)
+        # Only the identifier rows may move: zero every other row's gradient, and no weight decay
+        # here (AdamW's decay would shrink all rows, gradient or not).
+        row_hook = table.register_hook(lambda grad: grad * mask)
+        groups.append({"params": [table], "weight_decay": 0.0})
+        params = params + [table]
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8)
     scaler = torch.amp.GradScaler(device.type) if mixed_precision == "fp16" else None
 
     prompts = [instance_prompt] + ([class_prompt] if preserve else [])
-    if train_text_encoder:
+    encode_each_step = train_text_encoder or bool(rows)
+    if encode_each_step:
         token_ids = prior.tokenize(prompts)
         fixed_embeddings = None
     else:
@@ -439,7 +477,7 @@ def train_dreambooth(
             target = a_t.sqrt() * noise - (1 - a_t).sqrt() * z0 if v_prediction else noise
 
             with _autocast(device, mixed_precision):
-                if train_text_encoder:
+                if encode_each_step:
                     embeddings = prior.text_encoder(token_ids)[0]
                 else:
                     embeddings = fixed_embeddings
@@ -486,7 +524,10 @@ def train_dreambooth(
             if gradient_checkpointing:
                 _set_checkpointing(module, False)
             module.eval().requires_grad_(False)
-        if train_text_encoder:
+        if row_hook is not None:
+            row_hook.remove()
+            text_encoder.get_input_embeddings().weight.requires_grad_(False)
+        if encode_each_step:
             # Prompt embeddings the prior cached before training are stale now.
             getattr(prior, "_embedding_cache", {}).clear()
     return result
@@ -608,10 +649,14 @@ class DreamBoothConfig:
     """Instance images per step (and as many class images)."""
     train_text_encoder: Optional[bool] = None
     """Also fine-tune the text encoder; default the prior's metadata ``dreambooth.train_text_encoder``, else off."""
+    train_identifier_embedding: Optional[bool] = None
+    """Train the identifier tokens' input embeddings (only their rows; other prompts encode exactly as
+    before); default the prior's metadata ``dreambooth.train_identifier_embedding``, else on for
+    priors that reserve identifier tokens (their embeddings were never trained) and off otherwise."""
     with_prior_preservation: bool = True
     """Add the prior-preservation loss on class images."""
-    prior_loss_weight: float = 1.0
-    """Weight λ of the prior-preservation loss."""
+    prior_loss_weight: Optional[float] = None
+    """Weight λ of the prior-preservation loss; default the prior's metadata ``dreambooth.prior_loss_weight``, else 1 (upstream)."""
     seed: Optional[int] = None
     """Seed of every random draw (class images, batches, timesteps, noise); random when unset."""
     mixed_precision: str = "auto"
@@ -681,7 +726,7 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
         raise DreamBoothError(f"--num_class_images must be at least 1 with prior preservation, got {config.num_class_images}")
     if config.learning_rate is not None and not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
         raise DreamBoothError(f"--learning_rate must be a positive number, got {config.learning_rate}")
-    if config.prior_loss_weight < 0:
+    if config.prior_loss_weight is not None and not config.prior_loss_weight >= 0:
         raise DreamBoothError(f"--prior_loss_weight must be non-negative, got {config.prior_loss_weight}")
     _validate_save_dir(save_dir, config.overwrite)
     if _inside(instance_dir, save_dir):
@@ -721,8 +766,18 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
         for p in class_existing:  # fail now, not after generating the rest
             load_image(p, 8)
     learning_rate = config.learning_rate if config.learning_rate is not None else default_learning_rate(prior)
+    recipe = prior.metadata.get("dreambooth") or {}
     train_text_encoder = (config.train_text_encoder if config.train_text_encoder is not None
-                          else bool((prior.metadata.get("dreambooth") or {}).get("train_text_encoder", False)))
+                          else bool(recipe.get("train_text_encoder", False)))
+    prior_loss_weight = (config.prior_loss_weight if config.prior_loss_weight is not None
+                         else float(recipe.get("prior_loss_weight", 1.0)))
+    train_identifier = (config.train_identifier_embedding if config.train_identifier_embedding is not None
+                        else bool(recipe.get("train_identifier_embedding", bool(identifier_tokens(prior)))))
+    if config.train_identifier_embedding and not used_tokens:
+        raise DreamBoothError("--train_identifier_embedding needs a prior that reserves identifier tokens "
+                              "(pds_prior.json identifier_tokens); use --train_text_encoder with this prior")
+    identifier_words = list(used_tokens)
+    train_identifier = train_identifier and not train_text_encoder and bool(identifier_words)
     seed = config.seed if config.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
     generator = torch.Generator("cpu").manual_seed(seed)
     meta = prior.metadata
@@ -755,14 +810,16 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
 
         log(f"fine-tuning {config.model} on {instance_images.shape[0]} instance image(s) "
             f"({'with ' + str(class_images.shape[0]) + ' class images' if class_images is not None else 'without prior preservation'}), "
-            f"{config.max_train_steps} steps, lr {learning_rate:g}{', text encoder too' if train_text_encoder else ''}, "
+            f"{config.max_train_steps} steps, lr {learning_rate:g}{', text encoder too' if train_text_encoder else ''}"
+            f"{', embedding of ' + '/'.join(identifier_words) if train_identifier else ''}, "
             f"{resolution}px, {device}"
             f"{', ' + mixed_precision if mixed_precision != 'no' else ''}")
         result = train_dreambooth(
             prior, instance_images, config.instance_prompt, class_images,
             config.class_prompt if class_images is not None else None,
             steps=config.max_train_steps, learning_rate=learning_rate, batch_size=config.batch_size,
-            prior_loss_weight=config.prior_loss_weight, train_text_encoder=train_text_encoder,
+            prior_loss_weight=prior_loss_weight, train_text_encoder=train_text_encoder,
+            train_identifier_embeddings=identifier_words if train_identifier else (),
             mixed_precision=mixed_precision, gradient_checkpointing=config.gradient_checkpointing,
             max_grad_norm=config.max_grad_norm, generator=generator, progress=progress)
 
@@ -771,9 +828,10 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
             "class_prompt": config.class_prompt if class_images is not None else None,
             "identifier_tokens": used_tokens, "num_instance_images": int(instance_images.shape[0]),
             "num_class_images": int(class_images.shape[0]) if class_images is not None else 0,
-            "with_prior_preservation": class_images is not None, "prior_loss_weight": config.prior_loss_weight,
+            "with_prior_preservation": class_images is not None, "prior_loss_weight": prior_loss_weight,
             "learning_rate": learning_rate, "max_train_steps": result.steps, "batch_size": config.batch_size,
             "resolution": resolution, "train_text_encoder": train_text_encoder,
+            "trained_identifier_embeddings": identifier_words if train_identifier else [],
             "mixed_precision": mixed_precision, "seed": seed,
             "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
             "seconds": round(result.seconds, 1),
@@ -784,7 +842,8 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
         metadata["description"] = (f"DreamBooth fine-tune of {base_name} on {config.instance_prompt!r}. "
                                    + str(metadata.get("description", ""))).strip()
         metadata["fine_tuning"] = list(metadata.get("fine_tuning") or []) + [run_info]
-        save_model(prior, work, source=source, metadata=metadata, trained_text_encoder=train_text_encoder)
+        save_model(prior, work, source=source, metadata=metadata,
+                   trained_text_encoder=train_text_encoder or train_identifier)
         _replace_folder(work, save_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

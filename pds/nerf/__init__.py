@@ -19,8 +19,9 @@ The modules, one concern each:
 * :mod:`pds.nerf.render` -- a differentiable full-view render (chunked, bounded memory).
 * :mod:`pds.nerf.export` -- ``eval_outputs``: renders + ``transforms.json`` + animation.
 * :mod:`pds.nerf.trainer` -- input checks before training, checkpoint loading under torch >= 2.6.
-* :mod:`pds.nerf.ns_train` -- ``python -m pds.nerf.ns_train``: ``ns-train`` that builds nerfacto
-  offline (its LPIPS metric otherwise downloads AlexNet weights at construction).
+* :mod:`pds.nerf.ns_train` -- ``python -m pds.nerf.ns_train``: ``ns-train`` with a lazy LPIPS
+  metric. Plain ``ns-train`` gets the same once it discovers this plugin (``pds.nerf.config``
+  installs it), so the seed's ``ns-train nerfacto`` builds offline.
 
 ``import pds.nerf`` does not import nerfstudio; the submodules do.
 """

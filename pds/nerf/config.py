@@ -21,12 +21,20 @@ from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from .compat import install_lazy_lpips
 from .datamanager import PDSDataManagerConfig
 from .model import PDSNerfactoModelConfig
 from .pipeline import PDSPipelineConfig
 from .refinement import RefinementPipelineConfig
 from .settings import PDSSettings, RefinementSettings
 from .trainer import PDSTrainerConfig
+
+
+# nerfstudio imports this module (entry point discovery) on every `ns-train` run, before any model
+# is built. Making LPIPS lazy here is what lets the seed's plain `ns-train nerfacto ...` start
+# offline: nerfacto's constructor otherwise downloads AlexNet weights for an evaluation metric.
+# With network access nothing changes but the moment the metric is built (its first use).
+install_lazy_lpips()
 
 
 def _adam(lr: float, lr_final: float, max_steps: int) -> dict:

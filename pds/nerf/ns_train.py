@@ -9,8 +9,11 @@ nerfstudio's own ``ns-train`` with the same arguments::
     python -m pds.nerf.ns_train nerfacto --data examples/nerf_ball/data \\
         --pipeline.model.use_appearance_embedding False
 
-Checkpoints are identical to those of ``ns-train`` (LPIPS has no trainable state).
-``ns-train pds`` and ``ns-train pds_refinement`` never need it: their models are lazy already.
+Checkpoints are identical to those of ``ns-train`` (LPIPS has no trainable state). Plain
+``ns-train`` needs no wrapper when pds is installed: nerfstudio imports ``pds.nerf.config`` to
+discover the ``pds`` methods on every run, and that import installs the same lazy metric. This
+module remains for environments where the entry points are not registered (e.g. a source
+checkout on ``PYTHONPATH`` without ``pip install``).
 """
 
 from __future__ import annotations
