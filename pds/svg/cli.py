@@ -311,7 +311,9 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--method", type=click.Choice(["pds", "sds", "dds"]), default="pds", show_default=True)
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Optimizer steps [default: the prior's edit_steps (300 for pds-tiny), else 1000 as the reference].")
-@click.option("--guidance", type=float, default=100.0, show_default=True, help="Classifier-free guidance scale.")
+@click.option("--guidance", type=float, default=100.0, show_default=True,
+              help="Classifier-free guidance scale. On pds-tiny, 300 lets PDS finish edits that change most of "
+                   "the picture (backgrounds); 100 keeps identity best otherwise.")
 @click.option("--t-min", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--t-max", type=click.FloatRange(0, 1), default=0.98, show_default=True)
 @click.option("--lr-points", type=click.FloatRange(min=0), default=None,
