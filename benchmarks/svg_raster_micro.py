@@ -111,39 +111,6 @@ def _to(groups: list[DrawGroup], device: torch.device) -> list[DrawGroup]:
     return out
 
 
-_PEAK = """
-import sys, threading, time, torch
-sys.path.insert(0, {here!r})
-torch.set_num_threads({threads})
-from svg_raster_micro import make_scene
-from pds.svg.raster import over_background, rasterize
-
-
-def anon():  # resident anonymous memory (bytes): heap and tensors, not shared-library pages
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-
-
-scene = make_scene({n}, {size})
-before, peak, done = anon(), [0], threading.Event()
-
-
-def poll():
-    while not done.is_set():
-        peak[0] = max(peak[0], anon())
-        time.sleep(0.001)
-
-
-th = threading.Thread(target=poll)
-th.start()
-over_background(rasterize(scene, {size}, {size}, samples={samples})).square().mean().backward()
-done.set()
-th.join()
-print(max(peak[0], anon()) - before)
-"""
-
-
 def peak_memory(n_paths: int, size: int, samples: int, threads: int, device: torch.device) -> float:
     """Peak memory growth (bytes) of one forward+backward."""
     if device.type == "cuda":
@@ -152,14 +119,16 @@ def peak_memory(n_paths: int, size: int, samples: int, threads: int, device: tor
         base = torch.cuda.memory_allocated(device)
         over_background(rasterize(scene, size, size, samples=samples)).square().mean().backward()
         return torch.cuda.max_memory_allocated(device) - base
-    import os
-    import subprocess
-    import sys
+    from pathlib import Path
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = _PEAK.format(here=here, threads=threads, n=n_paths, size=size, samples=samples)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    from pds.testing import peak_anon_memory
+
+    return float(peak_anon_memory("from svg_raster_micro import make_scene\n"
+                                  "from pds.svg.raster import over_background, rasterize\n"
+                                  f"scene = make_scene({n_paths}, {size})",
+                                  f"over_background(rasterize(scene, {size}, {size}, samples={samples}))"
+                                  ".square().mean().backward()",
+                                  paths=[Path(__file__).resolve().parent], threads=threads))
 
 
 def bench(scene: list[DrawGroup], width: int, height: int, samples: int, reps: int, device: torch.device) -> tuple[float, float]:

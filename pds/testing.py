@@ -105,3 +105,63 @@ def save_tiny_prior(path: Union[str, Path], latent: bool = False, resolution: in
                                                         "vocabulary": TINY_WORDS, "identifier_tokens": ["sks"]}))
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
     return out
+
+
+_PEAK_HARNESS = """
+import sys, threading, time, torch
+sys.path[:0] = {paths!r}
+torch.set_num_threads({threads})
+{setup}
+
+
+def _anon():  # resident anonymous memory (bytes): heap and tensors, not shared-library pages
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+
+
+_before, _peak, _done = _anon(), [0], threading.Event()
+
+
+def _poll():
+    while not _done.is_set():
+        _peak[0] = max(_peak[0], _anon())
+        time.sleep(0.001)
+
+
+_thread = threading.Thread(target=_poll)
+_thread.start()
+{run}
+_done.set()
+_thread.join()
+print(max(_peak[0], _anon()) - _before)
+"""
+
+
+def peak_anon_memory(setup: str, run: str, *, paths=(), threads: int = 1, timeout: float = 600,
+                     cwd: Union[str, Path, None] = None) -> int:
+    """Peak growth (bytes) of resident anonymous memory while ``run`` executes.
+
+    Both snippets run in a fresh Python process (so earlier allocations of the caller do not
+    hide the peak): ``setup`` first (imports, building inputs; not counted), then ``run`` while a
+    thread samples ``RssAnon`` from ``/proc/self/status`` every millisecond. Linux only.
+
+    Args:
+        setup, run: Python source, top-level statements.
+        paths: folders put in front of ``sys.path`` (e.g. a benchmark's own folder).
+        threads: ``torch.set_num_threads`` in the child (default 1).
+        timeout: seconds before the child is killed (default 600).
+        cwd: working directory of the child.
+
+    Raises:
+        RuntimeError: the child failed (its stderr is in the message).
+    """
+    import subprocess
+    import sys
+
+    code = _PEAK_HARNESS.format(paths=[str(p) for p in paths], threads=int(threads), setup=setup, run=run)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                         cwd=None if cwd is None else str(cwd))
+    if out.returncode != 0:
+        raise RuntimeError(f"peak-memory child failed:\n{out.stderr[-3000:]}")
+    return int(out.stdout.strip().splitlines()[-1])

@@ -556,51 +556,19 @@ def test_saved_tensors_are_bounded_by_bounding_boxes():
     assert all(g.subpaths[0].points.grad is not None and torch.isfinite(g.subpaths[0].points.grad).all() for g in scene)
 
 
-_PEAK_SCRIPT = """
-import sys, threading, time, torch
-sys.path.insert(0, {tests!r})
-torch.set_num_threads(1)
-from test_svg_raster import _blob_scene
-from pds.svg.raster import over_background, rasterize
-
-
-def anon():  # resident anonymous memory (bytes): heap and tensors, not shared-library pages
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-
-
-scene = _blob_scene({n}, {size})
-before, peak, done = anon(), [0], threading.Event()
-
-
-def poll():
-    while not done.is_set():
-        peak[0] = max(peak[0], anon())
-        time.sleep(0.001)
-
-
-th = threading.Thread(target=poll)
-th.start()
-over_background(rasterize(scene, {size}, {size}, samples=2)).square().mean().backward()
-done.set()
-th.join()
-print(max(peak[0], anon()) - before)
-"""
-
-
 def test_peak_memory_of_forward_backward_is_bounded():
     """Scaled-down version of "a 512² render of 256 paths with backward fits in 4 GB": 64 paths
     at 256² (16× fewer path-pixels) must raise the process's peak anonymous resident memory
     (sampled every millisecond) by less than 4 GB / 16.  (Measured: ~50 MB; the full-size scene
     measures ~0.45 GB, see benchmarks/svg_raster_micro.py.)"""
-    import os
-    import subprocess
-    import sys
+    from pathlib import Path
 
-    script = _PEAK_SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__)), n=64, size=256)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert out.returncode == 0, out.stderr
-    peak = int(out.stdout.strip().splitlines()[-1])
+    from pds.testing import peak_anon_memory
+
+    tests = Path(__file__).resolve().parent
+    peak = peak_anon_memory("from test_svg_raster import _blob_scene\n"
+                            "from pds.svg.raster import over_background, rasterize\n"
+                            "scene = _blob_scene(64, 256)",
+                            "over_background(rasterize(scene, 256, 256, samples=2)).square().mean().backward()",
+                            paths=[tests], threads=1, timeout=300, cwd=tests.parent)
     assert 0 < peak <= 4 * 2**30 / 16, f"peak anonymous memory grew by {peak / 2**20:.0f} MB"

@@ -767,12 +767,15 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
             load_image(p, 8)
     learning_rate = config.learning_rate if config.learning_rate is not None else default_learning_rate(prior)
     recipe = prior.metadata.get("dreambooth") or {}
-    train_text_encoder = (config.train_text_encoder if config.train_text_encoder is not None
-                          else bool(recipe.get("train_text_encoder", False)))
-    prior_loss_weight = (config.prior_loss_weight if config.prior_loss_weight is not None
-                         else float(recipe.get("prior_loss_weight", 1.0)))
-    train_identifier = (config.train_identifier_embedding if config.train_identifier_embedding is not None
-                        else bool(recipe.get("train_identifier_embedding", bool(identifier_tokens(prior)))))
+
+    def chosen(option: str, fallback):
+        """The user's value, else the prior's recipe (pds_prior.json ``dreambooth``), else ``fallback``."""
+        value = getattr(config, option)
+        return value if value is not None else type(fallback)(recipe.get(option, fallback))
+
+    train_text_encoder = chosen("train_text_encoder", False)
+    prior_loss_weight = chosen("prior_loss_weight", 1.0)
+    train_identifier = chosen("train_identifier_embedding", bool(identifier_tokens(prior)))
     if config.train_identifier_embedding and not used_tokens:
         raise DreamBoothError("--train_identifier_embedding needs a prior that reserves identifier tokens "
                               "(pds_prior.json identifier_tokens); use --train_text_encoder with this prior")
