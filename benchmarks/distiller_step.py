@@ -20,6 +20,7 @@ import time
 import torch
 
 import pds
+import pds.methods
 
 
 def bench(prior, method: str, size: int, steps: int, batch: int) -> dict:
@@ -67,7 +68,7 @@ def main() -> None:
     print(f"prior: {prior}; render {size}x{size}, batch {args.batch}, torch threads {torch.get_num_threads()}")
     print("| method | s/step (mean) | s/step (p90) | UNet calls/step | UNet batch |")
     print("|---|---|---|---|---|")
-    for method in ("pds", "sds", "dds"):
+    for method in pds.methods.names():
         r = bench(prior, method, size, args.steps, args.batch)
         print(f"| {method.upper()} | {r['mean_ms'] / 1000:.4f} | {r['p90_ms'] / 1000:.4f} | {r['calls_per_step']:.0f} | {r['unet_batch']} |")
 

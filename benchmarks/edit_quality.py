@@ -6,7 +6,7 @@ measures from the *written file* (re-rendered with cairosvg, so nothing of the o
 state leaks into the score):
 
 * **target**: the attribute the prompt asks for is there, judged by the embedded probe
-  (``pds.embedded.probe``, a small CNN trained on the prior's procedural domain):
+  (``tools.prior.probe``, a small CNN trained on the prior's procedural domain):
   foreground colour for colour edits, shape for shape edits, background colour for background
   edits;
 * **identity**: what the prompt does not mention is kept — silhouette IoU with the source for
@@ -26,6 +26,11 @@ Usage::
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # the repository root: tools/ is not installed
+
 import argparse
 import io
 import json
@@ -36,12 +41,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+import pds.methods
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "benchmark"
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("pds", "sds", "dds")
+METHODS = pds.methods.names()
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ def outline_path(shape: str, center=(32.0, 32.0), scale: float = 19.0, samples: 
     Straight edges become cubics with control points at 1/3 and 2/3, circles exact-ish arcs:
     every shape has the same number of movable points, so a circle can become a square and back.
     """
-    from pds.embedded import data
+    from tools.prior import data
 
     if shape == "circle":
         r = data.CIRCLE_RADIUS * scale
@@ -121,7 +128,7 @@ def outline_path(shape: str, center=(32.0, 32.0), scale: float = 19.0, samples: 
 
 def unit_outline(shape: str) -> list[tuple[float, float]]:
     """Outline polygon of a flat shape in the training renderer's unit frame (y up)."""
-    from pds.embedded import data
+    from tools.prior import data
 
     if shape in data.POLYGONS:
         return list(data.POLYGONS[shape])
@@ -137,7 +144,7 @@ def unit_outline(shape: str) -> list[tuple[float, float]]:
 
 
 def source_svg(edit: Edit) -> str:
-    from pds.embedded import data
+    from tools.prior import data
 
     return ('<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256" viewBox="0 0 64 64">\n'
             f'  <rect id="background" x="0" y="0" width="64" height="64" fill="{data.color_hex(edit.background)}"/>\n'
@@ -199,7 +206,7 @@ def score(edit: Edit, src_img: np.ndarray, out_img: np.ndarray, probe) -> dict:
       background (outside both silhouettes) for colour, shape and element edits, the foreground
       (inside both silhouettes) for background edits.
     """
-    from pds.embedded import data
+    from tools.prior import data
 
     j = judge(probe, out_img)
     src_fg = foreground(src_img)
@@ -230,25 +237,26 @@ def parse_method(spec: str, guidance: float | None) -> tuple[str, float | None]:
     return name, (float(w) if w else guidance)
 
 
-def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int, seed: int, guidance: float | None,
+def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int | None, seed: int, guidance: float | None,
              out_dir: Path) -> tuple[Path, float]:
-    """Run one edit with method ``spec`` (see :func:`parse_method`) from the CLI's defaults (t range
-    0.1-0.98, guidance 100, the scene's default learning rates); returns the written SVG and seconds."""
-    import pds
-    from pds.embedded import data
+    """Run one edit with method ``spec`` (see :func:`parse_method`) exactly as ``pds-svg edit`` does at
+    its defaults (:func:`pds.svg.editing.edit_scene`: the prior's measured edit settings, default
+    ``--optimize points,fill,stroke``); returns the written SVG and seconds."""
     from pds.svg import SVGScene
+    from pds.svg.editing import edit_scene, resolve_settings
+    from tools.prior import data
 
     method, guidance = parse_method(spec, guidance)
-    scene = SVGScene.load(path)
+    kinds = ("points", "fill", "stroke")
+    scene = SVGScene.load(path, optimize=list(kinds))
     scene.render_size = prior.resolution
     src = data.caption(edit.color, edit.shape, edit.background)
     tgt = data.caption(edit.tgt_color, edit.tgt_shape, edit.tgt_background)
-    kw = {} if guidance is None else {"guidance_scale": guidance}
-    d = pds.Distiller(prior, method=method, t_range=(0.1, 0.98), generator=torch.Generator().manual_seed(seed), **kw)
+    settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, kinds=kinds, seed=seed)
     start = time.perf_counter()
-    d.optimize(scene, None, src, tgt, steps=steps, progress=False)
+    edit_scene(scene, prior, src, tgt, settings, progress=False)
     seconds = time.perf_counter() - start
-    out = out_dir / f"{edit.name}_{spec.replace('@', '_w')}.svg"
+    out = out_dir / f"{edit.name}_{spec.replace('@', '_w')}_s{seed}.svg"
     scene.save(out)
     return out, seconds
 
@@ -278,7 +286,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import pds
-    from pds.embedded.probe import load_probe
+    from tools.prior.probe import load_probe
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prior = pds.load_prior(args.model)

@@ -13,19 +13,24 @@ Parameter spaces live in subpackages: :mod:`pds.svg` (SVG scenes) and :mod:`pds.
 """
 
 from .distiller import Distiller, NonFiniteError, OptimizeResult
-from .prior import DEFAULT_PRIOR, DiffusersPrior, Prior, PriorError, UnknownWordError, embedded_priors, load_prior
+from .priors import (DEFAULT_PRIOR, Conditioning, DiffusersPrior, Prior, PriorError, PriorMetadata, UnknownWordError,
+                     embedded_priors, load_prior)
 from .renderer import Renderer
+from .views import MultiViewEditor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_PRIOR",
+    "Conditioning",
     "DiffusersPrior",
     "Distiller",
     "NonFiniteError",
+    "MultiViewEditor",
     "OptimizeResult",
     "Prior",
     "PriorError",
+    "PriorMetadata",
     "Renderer",
     "UnknownWordError",
     "embedded_priors",

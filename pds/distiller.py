@@ -10,17 +10,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
-from . import maths
+from . import maths, methods
 from .renderer import Renderer, as_batch, parameter_groups, project
+from .rng import randint_with, randn_like_with
 
-Method = Literal["pds", "sds", "dds"]
+Method = str  # a name registered in :mod:`pds.methods` ("pds", "sds", "dds", ...)
 Prompt = Union[str, Sequence[str]]
-METHODS = ("pds", "sds", "dds")
 
 
 class NonFiniteError(FloatingPointError):
@@ -44,24 +44,13 @@ class OptimizeResult:
     interrupted: bool = False
 
 
-def _generator_device(generator: Optional[torch.Generator]) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
-
-
-def randn_like_with(x: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """Standard normal noise shaped like ``x``, drawn on the generator's device then moved.
-
-    Drawing on the generator's device keeps a seed reproducible across CPU and GPU runs.
-    """
-    return torch.randn(x.shape, generator=generator, device=_generator_device(generator), dtype=torch.float32).to(x.device)
-
-
 class Distiller:
     """Score distillation with a diffusion prior: PDS (default), SDS or DDS.
 
     Args:
-        prior: any :class:`pds.prior.Prior`.
-        method: ``"pds"`` (Koo et al. 2024), ``"sds"`` (Poole et al. 2022) or ``"dds"`` (Hertz et al. 2023).
+        prior: any :class:`pds.priors.Prior`.
+        method: a name from :data:`pds.methods.METHODS`: ``"pds"`` (Koo et al. 2024, default),
+            ``"sds"`` (Poole et al. 2022) or ``"dds"`` (Hertz et al. 2023).
         guidance_scale: classifier-free guidance weight ``w``; the reference uses 100 for PDS.
         t_range: ``(t_min, t_max)`` fractions of the DDIM grid to sample timesteps from,
             ``0 ≤ t_min < t_max ≤ 1``; default ``(0.02, 0.98)`` (the authors use 0.1–0.98 for SVG).
@@ -87,8 +76,7 @@ class Distiller:
         discretization: maths.Discretization = "reference",
         generator: Optional[torch.Generator] = None,
     ):
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        self.method_spec = methods.get(method)
         t_min, t_max = (float(v) for v in t_range)
         if not 0.0 <= t_min < t_max <= 1.0:
             raise ValueError(f"t_range {t_range} must satisfy 0 <= t_min < t_max <= 1 (for example (0.02, 0.98))")
@@ -128,7 +116,7 @@ class Distiller:
         # Index 0 would give t_prev < 0, where σ_t = 0 and the stochastic latent is undefined.
         lo = max(int(n * self.t_range[0]), 1)
         hi = max(int(n * self.t_range[1]), lo + 1)
-        idx = torch.randint(lo, hi, (batch,), generator=generator, device=_generator_device(generator)).cpu()
+        idx = randint_with(hi, (batch,), generator, low=lo)
         return (idx * self.stride + self.steps_offset).clamp(max=self.num_train_timesteps - 1)
 
     def _timesteps(self, batch: int, t: Optional[int], generator) -> Tensor:
@@ -195,21 +183,16 @@ class Distiller:
         z_tgt, z_src = z_tgt.detach().float(), z_src.detach().float()
         terms = maths.step_terms(self.alphas_cumprod, self.betas, t_b, t_b - self.stride, self.discretization)
         terms = maths.StepTerms(*(v.to(z_tgt.device) for v in vars(terms).values()))
+        m = self.method_spec
+        # Draw order (timesteps, ε, then ε′) is part of the seeded behaviour: keep it.
         noise_t = randn_like_with(z_tgt, generator)
-        if self.method == "sds":
-            (eps_tgt,) = self._guided_noise([maths.add_noise(z_tgt, noise_t, terms.a_t)], [tgt], t_b)
-            g = maths.sds_gradient(eps_tgt, noise_t, terms)
-        elif self.method == "dds":
-            x_tgt = maths.add_noise(z_tgt, noise_t, terms.a_t)
-            x_src = maths.add_noise(z_src, noise_t, terms.a_t)
-            eps_tgt, eps_src = self._guided_noise([x_tgt, x_src], [tgt, src], t_b)
-            g = maths.dds_gradient(eps_tgt, eps_src)
+        noise_prev = randn_like_with(z_tgt, generator) if m.draws_prev_noise else None
+        x_tgt = maths.add_noise(z_tgt, noise_t, terms.a_t)
+        if m.uses_source:
+            eps_tgt, eps_src = self._guided_noise([x_tgt, maths.add_noise(z_src, noise_t, terms.a_t)], [tgt, src], t_b)
         else:
-            noise_prev = randn_like_with(z_tgt, generator)
-            x_tgt = maths.add_noise(z_tgt, noise_t, terms.a_t)
-            x_src = maths.add_noise(z_src, noise_t, terms.a_t)
-            eps_tgt, eps_src = self._guided_noise([x_tgt, x_src], [tgt, src], t_b)
-            g = maths.pds_gradient(z_tgt, z_src, eps_tgt, eps_src, noise_t, noise_prev, terms)
+            (eps_tgt,), eps_src = self._guided_noise([x_tgt], [tgt], t_b), None
+        g = m.gradient(methods.StepInputs(z_tgt, z_src, eps_tgt, eps_src, noise_t, noise_prev, terms))
         if not torch.isfinite(g).all():
             raise NonFiniteError(f"the {self.method.upper()} gradient is not finite at t={t_b.tolist()}; "
                                  f"check the inputs for NaNs and load the prior in float32")

@@ -101,6 +101,16 @@ def add_noise(x0: Tensor, noise: Tensor, alpha_cumprod: Tensor) -> Tensor:
     return alpha_cumprod.sqrt() * x0 + (1.0 - alpha_cumprod).sqrt() * noise
 
 
+def v_target(x0: Tensor, noise: Tensor, alpha_cumprod: Tensor) -> Tensor:
+    """The v-prediction training target ``v = √ᾱ ε − √(1−ᾱ) x0`` (Salimans & Ho 2022)."""
+    return alpha_cumprod.sqrt() * noise - (1 - alpha_cumprod).sqrt() * x0
+
+
+def eps_from_v(v: Tensor, x_t: Tensor, alpha_cumprod: Tensor) -> Tensor:
+    """ε from a v-prediction: ``ε = √ᾱ v + √(1−ᾱ) x_t`` (the inverse of :func:`v_target` given ``x_t``)."""
+    return alpha_cumprod.sqrt() * v + (1 - alpha_cumprod).sqrt() * x_t
+
+
 def stochastic_latent(x0: Tensor, eps_pred: Tensor, noise_t: Tensor, noise_prev: Tensor, terms: StepTerms) -> Tensor:
     """The PDS stochastic latent ``z = (x_{t_prev} − μ(x_t, ε̂)) / σ_t`` (paper eq. 8).
 

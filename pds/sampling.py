@@ -2,7 +2,7 @@
 
 One deterministic DDIM loop (Song et al. 2021, eq. 12 with η = 0) serves both: :func:`sample`
 starts from pure noise, :func:`sdedit` (Meng et al. 2022) from a noised input image. Both use
-only the :class:`pds.prior.Prior` protocol, so they work for Stable Diffusion, DreamBooth
+only the :class:`pds.priors.Prior` protocol, so they work for Stable Diffusion, DreamBooth
 outputs and the embedded priors alike.
 """
 
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from . import maths
-from .distiller import randn_like_with
+from .rng import randn_like_with
 
 
 def ddim_timesteps(num_train_timesteps: int, steps: int, offset: int = 0, spacing: str = "leading") -> Tensor:
@@ -49,7 +49,7 @@ def ddim_denoise(prior, x: Tensor, timesteps: Tensor, prompts: Sequence[str], gu
     """Run DDIM from ``x`` at ``timesteps[0]`` down to a clean latent.
 
     Args:
-        prior: a :class:`pds.prior.Prior`.
+        prior: a :class:`pds.priors.Prior`.
         x: ``(B, C, h, w)`` noisy latent at ``timesteps[0]``.
         timesteps: descending int64 timesteps.
         prompts: ``B`` prompts; guidance against the empty prompt.
@@ -92,7 +92,7 @@ def sample(prior, prompts: Union[str, Sequence[str]], steps: int = 50, guidance_
     """Draw images from a prior.
 
     Args:
-        prior: a :class:`pds.prior.Prior`.
+        prior: a :class:`pds.priors.Prior`.
         prompts: one prompt or a list (one image per prompt).
         steps: DDIM steps (default 50).
         guidance_scale: classifier-free guidance (default 7.5).
@@ -119,7 +119,7 @@ def sdedit(prior, images: Tensor, prompt: Union[str, Sequence[str]], strength: f
     """SDEdit: noise ``images`` part of the way, then denoise towards ``prompt``.
 
     Args:
-        prior: a :class:`pds.prior.Prior`.
+        prior: a :class:`pds.priors.Prior`.
         images: ``(B, 3, H, W)`` in ``[0, 1]``.
         prompt: one prompt or ``B`` prompts.
         strength: fraction of the DDIM schedule to re-run, in ``(0, 1]``; the PDS refinement

@@ -3,7 +3,7 @@
 import importlib.util
 import math
 from pathlib import Path
-from types import SimpleNamespace
+
 
 import pytest
 import torch

@@ -25,7 +25,7 @@ from pds.dreambooth import (
     train_dreambooth,
 )
 from pds.dreambooth import train as db
-from pds.dreambooth.cli import main
+from pds.cli.dreambooth import main
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--num_class_images", "2", "--class_sample_steps", "2", "--max_train_steps", "1", "--seed", "0", "-q"]
@@ -368,7 +368,7 @@ def _save_all(images, folder: Path, stem: str) -> Path:
 
 def _subject_views(n: int = 4) -> torch.Tensor:
     """The subject: a purple ball on a yellow background, seen from ``n`` directions."""
-    from pds.embedded.data import orbit_camera, render_ball_view
+    from tools.prior.data import orbit_camera, render_ball_view
 
     return torch.stack([render_ball_view(orbit_camera(360.0 * i / n, 5.0 + 10.0 * (i % 3)), "purple", "yellow")
                         for i in range(n)])
@@ -376,7 +376,7 @@ def _subject_views(n: int = 4) -> torch.Tensor:
 
 def _balls(colors, seed: int) -> torch.Tensor:
     """Training-domain pictures of balls in ``colors`` on white, at random places and sizes."""
-    from pds.embedded import data
+    from tools.prior import data
 
     g = torch.Generator().manual_seed(seed)
     n = len(colors)
@@ -441,7 +441,7 @@ def test_pds_tiny_samples_show_the_subject(tmp_path):
     """pds-tiny's own recipe (pds_prior.json ``dreambooth``: text encoder at 5e-5, prior-preservation
     weight 3), 400 steps, judged on samples by the pds-tiny probe: the subject shows under `sks`,
     the class keeps its colours and backgrounds."""
-    from pds.embedded.probe import load_probe
+    from tools.prior.probe import load_probe
     from pds.sampling import sample
 
     inst_dir = _save_all(_subject_views(5), tmp_path / "instances", "view")

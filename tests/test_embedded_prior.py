@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pds.embedded import data, model, probe
+from tools.prior import data, model, probe
 
-PRIOR_DIR = Path(data.__file__).resolve().parent.parent / "priors" / "pds-tiny"
+PRIOR_DIR = Path(__file__).resolve().parent.parent / "pds" / "priors" / "pds-tiny"
 
 
 # ------------------------------------------------------------------------------------- data
@@ -74,7 +74,7 @@ def test_render_ball_view():
 
 # ------------------------------------------------------------------------------- shipped model
 def test_shipped_folder_layout_metadata_and_size():
-    assert PRIOR_DIR.is_dir(), "pds/priors/pds-tiny is missing: run python -m pds.embedded.train"
+    assert PRIOR_DIR.is_dir(), "pds/priors/pds-tiny is missing: run python -m tools.prior.train"
     for rel in ["model_index.json", "pds_prior.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
                 "text_encoder/config.json", "tokenizer/tokenizer_config.json", "scheduler/scheduler_config.json"]:
         assert (PRIOR_DIR / rel).is_file(), rel
@@ -138,33 +138,37 @@ TARGET_SHAPE = 0.8
 
 
 # ----------------------------------------------------------------------------------------- CLI
-def test_cli_sample_writes_a_grid(tmp_path, tiny_prior_dir):
-    from click.testing import CliRunner
+def test_cli_sample_writes_a_grid(tmp_path, tiny_prior_dir, capsys):
     from PIL import Image
 
-    from pds.cli_sample import main
+    from pds.cli.sample import main
 
     out = tmp_path / "grid.png"
-    res = CliRunner().invoke(main, ["--model", str(tiny_prior_dir), "--prompt", "a red circle", "--prompt",
-                                    "a blue star", "-n", "3", "--steps", "2", "-o", str(out)])
-    assert res.exit_code == 0, res.output
+    with pytest.raises(SystemExit) as done:
+        main(["--model", str(tiny_prior_dir), "--prompt", "a red circle", "--prompt", "a blue star", "-n", "3",
+              "--steps", "2", "-o", str(out)])
+    assert done.value.code == 0, capsys.readouterr().err
     w, h = Image.open(out).size
     assert w > h > 0  # 3 columns, 2 rows
-    bad = CliRunner().invoke(main, ["--model", str(tiny_prior_dir), "--prompt", "a mauve circle", "-o", str(out)])
-    assert bad.exit_code != 0 and "mauve" in bad.output
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as bad:
+        main(["--model", str(tiny_prior_dir), "--prompt", "a mauve circle", "-o", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert bad.value.code == 2 and "mauve" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
 
 
 # ------------------------------------------------------------------------------------ training
 def test_training_script_smoke_and_resume(tmp_path):
     import pds
-    from pds.embedded import train
+    from tools.prior import train
 
     tiny = model.ModelConfig(
         unet=model.UNetConfig(block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                               up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_heads=2, norm_num_groups=4),
         text=model.TextEncoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
     cfg = train.TrainConfig(out=str(tmp_path / "run"), batch_size=4, steps=2, warmup_steps=1, checkpoint_every=1,
-                            log_every=1, data_chunk=1, sample_steps=2, model=tiny)
+                            log_every=1, data_chunk=1, sample_steps=2, eval_n=0, model=tiny)
     folder = train.train(cfg, argv=["--out", "run"])
     first = json.loads((folder / "pds_prior.json").read_text())["training"]
     assert first["steps"] == 2

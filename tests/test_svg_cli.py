@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from pds.svg import SVGScene
-from pds.svg.cli import STYLE_PRESETS, cli, resolve_style
+from pds.cli.svg import STYLE_PRESETS, cli, resolve_style
 
 DATA = Path(__file__).parent / "data" / "svg"
 ICON = DATA / "twemoji" / "1f600.svg"
@@ -228,7 +228,7 @@ def test_console_script_module_entry_point(tmp_path):
     """Running the entry point in a fresh interpreter: one line, exit 2, no traceback."""
     bad = tmp_path / "bad.svg"
     bad.write_text("nope")
-    proc = subprocess.run([sys.executable, "-c", "from pds.svg.cli import main; main()", "render", str(bad)],
+    proc = subprocess.run([sys.executable, "-c", "from pds.cli.svg import main; main()", "render", str(bad)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("pds-svg: error:")

@@ -308,7 +308,7 @@ def test_svg_without_namespace_is_written_without_one():
 def test_save_is_atomic(scene, tmp_path, monkeypatch):
     out = tmp_path / "out.svg"
     out.write_text("old")
-    import pds.svg.write as w
+    import pds.util.files as w
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")

@@ -1,7 +1,7 @@
 """Write a tiny DreamBooth instance set for the embedded prior: one subject seen a few ways.
 
 The subject is a purple ball on a yellow background, rendered from several viewpoints with
-``pds.embedded.data.render_ball_view`` (the light stays fixed in the world, so the highlight
+``tools.prior.data.render_ball_view`` (the light stays fixed in the world, so the highlight
 moves). Then teach it to pds-tiny under the reserved token ``sks``::
 
     python examples/dreambooth/make_instance_images.py my_ball
@@ -11,6 +11,11 @@ moves). Then teach it to pds-tiny under the reserved token ``sks``::
 
 Options: ``--color``, ``--background`` (palette names of pds-tiny), ``--views``.
 """
+
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # the repository root: tools/ is not installed
 
 import argparse
 from pathlib import Path
@@ -26,7 +31,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=5)
     args = parser.parse_args()
 
-    from pds.embedded.data import orbit_camera, render_ball_view
+    from tools.prior.data import orbit_camera, render_ball_view
 
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.views):

@@ -18,6 +18,11 @@ Prints a table (and ``--json`` writes the figures).
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # the repository root: tools/ is not installed
+
 import argparse
 import json
 import tempfile
@@ -56,7 +61,7 @@ BACKGROUND = ["yellow"]  # the subject's background (--background)
 def write_instances(folder: Path, views: int = 5) -> Path:
     from PIL import Image
 
-    from pds.embedded.data import orbit_camera, render_ball_view
+    from tools.prior.data import orbit_camera, render_ball_view
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(views):
@@ -74,10 +79,10 @@ def figures(prior, instances: torch.Tensor, base_class: torch.Tensor | None, n: 
 
     inst, cls, red = draw("a sks ball"), draw("a ball"), draw("a red ball")
     if grid is not None:
-        from pds.cli_sample import make_grid
+        from pds.util.images import image_grid
 
         grid.parent.mkdir(parents=True, exist_ok=True)
-        make_grid(torch.cat([inst[:8], cls[:8], red[:8]]), min(8, n), scale=2).save(grid)
+        image_grid(torch.cat([inst[:8], cls[:8], red[:8]]), min(8, n), scale=2).save(grid)
     d = ((inst[:, None] - instances[None]) ** 2).mean((2, 3, 4)).sqrt()
     out = {"inst_rms": float(d.min(1).values.mean())}
     if base_class is not None:
@@ -121,7 +126,7 @@ def main() -> None:
     from pds.dreambooth import DreamBoothConfig, fine_tune, load_image_folder
 
     try:
-        from pds.embedded.probe import load_probe
+        from tools.prior.probe import load_probe
 
         probe = load_probe(args.probe) if args.probe else load_probe()
     except Exception as exc:  # the probe weights may not be installed

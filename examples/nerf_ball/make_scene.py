@@ -1,6 +1,6 @@
 """Write the NeRF example scene: a shaded ball seen from a ring of cameras, as a nerfstudio dataset.
 
-The pictures come from :func:`pds.embedded.data.render_ball_view`, the renderer that made the
+The pictures come from :func:`tools.prior.data.render_ball_view`, the renderer that made the
 training data of the embedded prior ``pds-tiny``, so ``"a red ball"`` describes the scene in the
 prior's own words and ``"a blue ball"`` is an edit the prior can make. The dataset is a plain
 nerfstudio folder (``transforms.json`` + ``images/``), in the OpenGL camera convention that
@@ -13,6 +13,11 @@ Run::
 """
 
 from __future__ import annotations
+
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # the repository root: tools/ is not installed
 
 import argparse
 import json
@@ -36,7 +41,7 @@ def make_scene(out: Union[str, Path], views: int = 24, size: int = 64, color: st
         out: output folder (created); gets ``transforms.json`` and ``images/frame_XXXXX.png``.
         views: number of cameras (>= 10 so nerfstudio's default 90/10 split keeps eval frames).
         size: image side length in pixels.
-        color, background: palette colour names of :mod:`pds.embedded.data`.
+        color, background: palette colour names of :mod:`tools.prior.data`.
         distance: camera distance from the ball centre (the ball has radius 1).
         elevations: camera elevations in degrees, cycled over the views.
 
@@ -45,7 +50,7 @@ def make_scene(out: Union[str, Path], views: int = 24, size: int = 64, color: st
     """
     import torch
 
-    from pds.embedded.data import orbit_camera, render_ball_view
+    from tools.prior.data import orbit_camera, render_ball_view
 
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")

@@ -9,7 +9,7 @@ folder, as upstream). From Python::
     prior = pds.load_prior(out)
 
 The pieces (:func:`train_dreambooth`, :func:`save_model`, :func:`generate_class_images`) work on
-an already loaded :class:`pds.prior.DiffusersPrior`; see :mod:`pds.dreambooth.train`.
+an already loaded :class:`pds.priors.DiffusersPrior`; see :mod:`pds.dreambooth.train`.
 """
 
 from .train import (

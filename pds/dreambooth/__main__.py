@@ -1,6 +1,6 @@
 """``python -m pds.dreambooth``: the same as ``pds-dreambooth``."""
 
-from .cli import main
+from ..cli.dreambooth import main
 
 if __name__ == "__main__":
     main(prog_name="python -m pds.dreambooth")

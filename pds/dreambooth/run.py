@@ -12,6 +12,6 @@ if __name__ == "__main__":
     # top-level names, and the repository root must be importable without `pip install`.
     sys.path = [p for p in sys.path if Path(p or ".").resolve() != here]
     sys.path.insert(0, str(here.parents[1]))
-    from pds.dreambooth.cli import main
+    from pds.cli.dreambooth import main
 
     main(prog_name="run.py")

@@ -14,7 +14,7 @@ with ``x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε`` (DDPM eq. 4), ``t`` uniform over 
 The module has three layers, each usable on its own:
 
 * :func:`train_dreambooth` -- the loop, over the components of a loaded
-  :class:`pds.prior.DiffusersPrior` (latent or pixel space), which it updates in place;
+  :class:`pds.priors.DiffusersPrior` (latent or pixel space), which it updates in place;
 * :func:`save_model` -- writes a complete diffusers-layout folder that :func:`pds.load_prior`
   (hence ``pds-svg edit --model`` and the nerfstudio plugin) loads unchanged;
 * :func:`fine_tune` -- what ``pds-dreambooth`` runs: validate the input, load the base prior,
@@ -27,12 +27,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +41,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import maths
-from ..distiller import NonFiniteError, randn_like_with
-from ..prior import DEFAULT_PRIOR, PriorError, default_device, load_prior, resolve_prior_path
+from ..distiller import NonFiniteError
+from ..rng import randn_like_with
+from ..util.files import replace_folder
+from ..util.images import save_png
+from ..priors.metadata import PriorMetadata, metadata_of, read_metadata, write_metadata
+from ..priors.diffusers_prior import prompt_words
+from ..priors import DEFAULT_PRIOR, default_device, load_prior, resolve_prior_path
 
 #: Learning rate of the upstream recipe for Stable Diffusion (batch 1, 800 steps, constant).
 SD_LEARNING_RATE = 5e-6
@@ -62,7 +65,6 @@ CLASS_SUBDIR = "class_images"
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 # Words as the embedded priors' closed vocabularies split them (same rule as DiffusersPrior.check_prompt).
-_WORD = re.compile(r"[a-z0-9']+")
 
 
 class DreamBoothError(ValueError):
@@ -126,31 +128,17 @@ def load_image_folder(folder: Union[str, Path], resolution: int, what: str = "in
     return torch.stack([load_image(p, resolution) for p in paths])
 
 
-def _save_png(image: Tensor, path: Path) -> None:
-    """Write ``(3, H, W)`` in [0, 1] as PNG atomically (temporary name, then rename)."""
-    from PIL import Image
-
-    array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------------------- prompts
 def identifier_tokens(prior) -> list[str]:
     """The tokens a prior reserves for DreamBooth (``pds_prior.json`` ``identifier_tokens``);
     empty for priors without such metadata (Stable Diffusion), where any rare word will do."""
-    return [str(t).lower() for t in (getattr(prior, "metadata", {}) or {}).get("identifier_tokens") or []]
+    return list(metadata_of(prior).identifier_tokens)
 
 
 def identifiers_in(prompt: str, tokens: Sequence[str]) -> list[str]:
     """The words of ``prompt`` that are among ``tokens``, in order."""
     known = set(tokens)
-    return [w for w in _WORD.findall(prompt.lower()) if w in known]
+    return [w for w in prompt_words(prompt) if w in known]
 
 
 def check_prompts(prior, instance_prompt: str, class_prompt: Optional[str], with_prior_preservation: bool) -> list[str]:
@@ -190,8 +178,7 @@ def check_prompts(prior, instance_prompt: str, class_prompt: Optional[str], with
 def default_learning_rate(prior) -> float:
     """``dreambooth.learning_rate`` from the prior's metadata; else :data:`EMBEDDED_LEARNING_RATE`
     for priors that reserve identifier tokens; else :data:`SD_LEARNING_RATE` (upstream's 5e-6)."""
-    meta = getattr(prior, "metadata", {}) or {}
-    lr = (meta.get("dreambooth") or {}).get("learning_rate")
+    lr = metadata_of(prior).dreambooth.learning_rate
     if lr is not None:
         return float(lr)
     return EMBEDDED_LEARNING_RATE if identifier_tokens(prior) else SD_LEARNING_RATE
@@ -215,7 +202,7 @@ def identifier_token_ids(prior, words: Sequence[str]) -> list[int]:
 
 def embed_prompts(prior, prompts: Sequence[str]) -> Tensor:
     """``(N, L, D)`` embeddings through ``prior.text_encoder`` with gradients (for training it)."""
-    return prior.text_encoder(prior.tokenize(prompts))[0]
+    return prior.embed_tokens(prior.tokenize(prompts))
 
 
 # ----------------------------------------------------------------------------------- class images
@@ -253,7 +240,7 @@ def generate_class_images(prior, class_prompt: str, class_dir: Union[str, Path],
                     while f"class-{index:05d}.png" in taken:
                         index += 1
                     taken.add(f"class-{index:05d}.png")
-                    _save_png(image, class_dir / f"class-{index:05d}.png")
+                    save_png(image, class_dir / f"class-{index:05d}.png")
                 missing -= n
                 bar.update(n)
         bar.close()
@@ -315,17 +302,6 @@ def _batches(n: int, batch_size: int, generator: Optional[torch.Generator]) -> I
         order = order[batch_size:]
 
 
-def _encode(prior, images: Tensor, generator: Optional[torch.Generator]) -> Tensor:
-    """``prior.encode_images`` at the images' own size: the prior resizes inputs to its
-    ``resolution``, which would undo a training ``--resolution`` other than the prior's."""
-    saved = prior.resolution
-    prior.resolution = min(images.shape[-2:])
-    try:
-        return prior.encode_images(images, generator=generator).float()
-    finally:
-        prior.resolution = saved
-
-
 def _set_checkpointing(module, on: bool) -> None:
     """Activation checkpointing on/off for a diffusers model or a transformers model (whose
     method names changed in transformers 5)."""
@@ -371,7 +347,7 @@ def train_dreambooth(
     encoder stays frozen unless ``train_text_encoder``. The VAE (latent priors) is always frozen.
 
     Args:
-        prior: a :class:`pds.prior.DiffusersPrior` loaded in float32 (use ``mixed_precision``
+        prior: a :class:`pds.priors.DiffusersPrior` loaded in float32 (use ``mixed_precision``
             for speed; training half-precision weights directly is unstable).
         instance_images: ``(N, 3, R, R)`` uint8 or float in [0, 1]; resized by the prior to its
             resolution if needed.
@@ -469,12 +445,12 @@ def train_dreambooth(
             if preserve:
                 images = torch.cat([images, _to_unit(class_images[next(class_batches)]).to(images.device)])
             with torch.no_grad(), _autocast(device, mixed_precision):
-                z0 = _encode(prior, images.to(device), generator)
+                z0 = prior.encode_images_at(images.to(device), generator).float()
             noise = randn_like_with(z0, generator)
             t = torch.randint(0, num_train_timesteps, (z0.shape[0],), generator=generator).to(device)
             a_t = alphas_cumprod[t].reshape(-1, 1, 1, 1)
             x_t = maths.add_noise(z0, noise, a_t)
-            target = a_t.sqrt() * noise - (1 - a_t).sqrt() * z0 if v_prediction else noise
+            target = maths.v_target(z0, noise, a_t) if v_prediction else noise
 
             with _autocast(device, mixed_precision):
                 if encode_each_step:
@@ -529,7 +505,7 @@ def train_dreambooth(
             text_encoder.get_input_embeddings().weight.requires_grad_(False)
         if encode_each_step:
             # Prompt embeddings the prior cached before training are stale now.
-            getattr(prior, "_embedding_cache", {}).clear()
+            prior.clear_prompt_cache()
     return result
 
 
@@ -539,7 +515,7 @@ _COMPONENT_CLASSES = {"unet": "diffusers", "vae": "diffusers", "scheduler": "dif
 
 
 def save_model(prior, directory: Union[str, Path], source: Union[str, Path, None] = None,
-               metadata: Optional[dict] = None, trained_text_encoder: bool = False) -> Path:
+               metadata: Optional[PriorMetadata] = None, trained_text_encoder: bool = False) -> Path:
     """Write ``prior`` as a diffusers-layout model folder that :func:`pds.load_prior` loads.
 
     The UNet (and a trained text encoder) are saved with ``save_pretrained`` (safetensors). Frozen
@@ -548,10 +524,10 @@ def save_model(prior, directory: Union[str, Path], source: Union[str, Path, None
     written and marks others (a safety checker, say) absent. ``pds_prior.json`` gets ``metadata``.
 
     Args:
-        prior: a :class:`pds.prior.DiffusersPrior`.
+        prior: a :class:`pds.priors.DiffusersPrior`.
         directory: output folder (created; its existing files with the same names are replaced).
         source: the base model's folder (or hub id) the prior was loaded from.
-        metadata: contents of ``pds_prior.json`` (default: the prior's metadata).
+        metadata: the :class:`~pds.priors.PriorMetadata` to write (default: the prior's).
         trained_text_encoder: save the text encoder from memory even if ``source`` has one.
     """
     import diffusers
@@ -614,9 +590,9 @@ def save_model(prior, directory: Union[str, Path], source: Union[str, Path, None
             continue  # copied verbatim: the base's entry describes it
         index[key] = [_COMPONENT_CLASSES[key], cls]
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    meta = dict(prior.metadata if metadata is None else metadata)
-    if meta:
-        (out / "pds_prior.json").write_text(json.dumps(meta, indent=2) + "\n")
+    meta = metadata_of(prior) if metadata is None else metadata
+    if meta.to_json():
+        write_metadata(out, meta)
     return out
 
 
@@ -692,9 +668,8 @@ def _validate_save_dir(save_dir: Path, overwrite: bool) -> None:
 def _reusable_class_images(save_dir: Path, config: DreamBoothConfig) -> list[Path]:
     """Class images of a previous run in ``save_dir`` with the same base model and class prompt."""
     try:
-        meta = json.loads((save_dir / "pds_prior.json").read_text())
-        last = (meta.get("fine_tuning") or [{}])[-1]
-    except (OSError, ValueError, AttributeError, IndexError, TypeError):
+        last = (read_metadata(save_dir).extra.get("fine_tuning") or [{}])[-1]
+    except (OSError, ValueError, AttributeError, IndexError, TypeError, KeyError):
         return []
     if (last.get("base_model"), last.get("class_prompt")) != (str(config.model), config.class_prompt):
         return []
@@ -766,12 +741,15 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
         for p in class_existing:  # fail now, not after generating the rest
             load_image(p, 8)
     learning_rate = config.learning_rate if config.learning_rate is not None else default_learning_rate(prior)
-    recipe = prior.metadata.get("dreambooth") or {}
+    meta = metadata_of(prior)
 
     def chosen(option: str, fallback):
         """The user's value, else the prior's recipe (pds_prior.json ``dreambooth``), else ``fallback``."""
         value = getattr(config, option)
-        return value if value is not None else type(fallback)(recipe.get(option, fallback))
+        if value is not None:
+            return value
+        measured = getattr(meta.dreambooth, option)
+        return type(fallback)(measured) if measured is not None else fallback
 
     train_text_encoder = chosen("train_text_encoder", False)
     prior_loss_weight = chosen("prior_loss_weight", 1.0)
@@ -783,10 +761,9 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
     train_identifier = train_identifier and not train_text_encoder and bool(identifier_words)
     seed = config.seed if config.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
     generator = torch.Generator("cpu").manual_seed(seed)
-    meta = prior.metadata
     guidance = config.class_guidance_scale
     if guidance is None:
-        guidance = float((meta.get("sampling") or {}).get("guidance_scale", 7.5))
+        guidance = meta.sampling.guidance_scale or 7.5
 
     # Everything below writes only into `work` (and an explicit class_dir) until the final rename.
     created_parents = [p for p in reversed(save_dir.parents) if not p.exists()]
@@ -839,15 +816,14 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
             "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]),
             "seconds": round(result.seconds, 1),
         }
-        metadata = dict(meta)
-        base_name = metadata.get("name") or Path(str(config.model)).name
-        metadata["name"] = save_dir.name
-        metadata["description"] = (f"DreamBooth fine-tune of {base_name} on {config.instance_prompt!r}. "
-                                   + str(metadata.get("description", ""))).strip()
-        metadata["fine_tuning"] = list(metadata.get("fine_tuning") or []) + [run_info]
+        base_name = meta.name or Path(str(config.model)).name
+        metadata = meta.replace(
+            name=save_dir.name,
+            description=f"DreamBooth fine-tune of {base_name} on {config.instance_prompt!r}. {meta.description}".strip(),
+            fine_tuning=list(meta.extra.get("fine_tuning") or []) + [run_info])
         save_model(prior, work, source=source, metadata=metadata,
                    trained_text_encoder=train_text_encoder or train_identifier)
-        _replace_folder(work, save_dir)
+        replace_folder(work, save_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         for p in reversed(created_parents):
@@ -858,25 +834,6 @@ def fine_tune(config: DreamBoothConfig, log: Optional[Callable[[str], None]] = N
         raise
     log(f"saved DreamBooth model to {save_dir} (load it with --model {save_dir})")
     return save_dir
-
-
-def _replace_folder(work: Path, save_dir: Path) -> None:
-    """Rename ``work`` to ``save_dir``, replacing an existing folder (moved aside first, deleted last)."""
-    old = None
-    if save_dir.is_dir():
-        if any(save_dir.iterdir()):
-            old = save_dir.with_name(f".{save_dir.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(save_dir, old)
-        else:
-            save_dir.rmdir()
-    try:
-        os.replace(work, save_dir)
-    except BaseException:
-        if old is not None and not save_dir.exists():
-            os.replace(old, save_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = [

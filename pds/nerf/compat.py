@@ -82,8 +82,10 @@ def install_lazy_lpips() -> None:
 
 
 def find_checkpoint(load_dir: Optional[Path] = None, load_step: Optional[int] = None,
-                    load_checkpoint: Optional[Path] = None) -> Path:
+                    load_checkpoint: Optional[Path] = None, missing_hint: Optional[str] = None) -> Path:
     """The checkpoint file named by ``--load-dir`` (+ ``--load-step``) or ``--load-checkpoint``.
+
+    ``missing_hint`` replaces the message for a missing ``--load-dir`` (default: the NeRF methods').
 
     Raises:
         PDSNerfError: nothing given, a missing folder, a folder without ``step-*.ckpt`` files, or a
@@ -95,8 +97,9 @@ def find_checkpoint(load_dir: Optional[Path] = None, load_step: Optional[int] = 
             raise PDSNerfError(f"--load-checkpoint {path} does not exist")
         return path
     if load_dir is None:
-        raise PDSNerfError("this method edits a trained NeRF: pass --load-dir PATH/TO/OUTPUT/nerfstudio_models "
-                           "(the checkpoint folder of `ns-train nerfacto`, or of `ns-train pds` for pds_refinement)")
+        raise PDSNerfError(missing_hint or "this method edits a trained NeRF: pass --load-dir "
+                           "PATH/TO/OUTPUT/nerfstudio_models (the checkpoint folder of `ns-train nerfacto`, or of "
+                           "`ns-train pds` for pds_refinement)")
     load_dir = Path(load_dir)
     if not load_dir.is_dir():
         raise PDSNerfError(f"--load-dir {load_dir} is not a folder; pass the nerfstudio_models folder of a finished run")

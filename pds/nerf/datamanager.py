@@ -29,6 +29,15 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from . import PDSNerfError
 
 
+def rgb_over_white(image: Tensor) -> Tensor:
+    """``(H, W, 3|4)`` image in ``[0, 1]`` (uint8 in ``[0, 255]`` too) → ``(H, W, 3)`` float; RGBA is
+    composited over white, the convention of the example data."""
+    image = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+    if image.shape[-1] == 4:
+        image = image[..., :3] * image[..., 3:] + (1.0 - image[..., 3:])
+    return image[..., :3]
+
+
 @dataclass
 class PDSDataManagerConfig(VanillaDataManagerConfig):
     """Data manager of ``pds`` and ``pds_refinement``: all training images cached and editable."""
@@ -88,10 +97,7 @@ class PDSDataManager(VanillaDataManager):
         return self.train_ray_generator.cameras
 
     def _rgb(self, image: Tensor) -> Tensor:
-        image = image.float()
-        if image.shape[-1] == 4:  # RGBA: composite over white, the convention of the example data
-            image = image[..., :3] * image[..., 3:] + (1.0 - image[..., 3:])
-        return image[..., :3]
+        return rgb_over_white(image)
 
     def original_image(self, index: int) -> Tensor:
         """The original training image of dataset view ``index``: ``(H, W, 3)`` float in ``[0, 1]``."""

@@ -9,6 +9,12 @@ nerfstudio's own ``ns-train`` with the same arguments::
     python -m pds.nerf.ns_train nerfacto --data examples/nerf_ball/data \\
         --pipeline.model.use_appearance_embedding False
 
+With ``--machine.device-type cpu`` the wrapper also points nerfstudio's ``splatfacto`` methods at
+:class:`pds.nerf.splat.model.PDSSplatfactoModel` (same options and checkpoints; gsplat on CUDA, a
+pure-PyTorch rasterizer on the CPU), so the splat workflow's first stage trains without a GPU::
+
+    python -m pds.nerf.ns_train splatfacto --data examples/nerf_ball/red_ball --machine.device-type cpu
+
 Checkpoints are identical to those of ``ns-train`` (LPIPS has no trainable state). Plain
 ``ns-train`` needs no wrapper when pds is installed: nerfstudio imports ``pds.nerf.config`` to
 discover the ``pds`` methods on every run, and that import installs the same lazy metric. This
@@ -31,7 +37,24 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     if argv is not None:
         sys.argv = ["ns-train", *argv]
+    if _wants_cpu(sys.argv[1:]):
+        from nerfstudio.configs.method_configs import all_methods
+
+        from .splat.model import use_torch_splatfacto
+
+        use_torch_splatfacto(all_methods)  # gsplat's kernels need CUDA
     train.entrypoint()
+
+
+def _wants_cpu(args: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--machine.device-type cpu`` (either spelling, ``=`` or not)."""
+    args = list(args)
+    for i, arg in enumerate(args):
+        name, _, value = arg.partition("=")
+        if name in ("--machine.device-type", "--machine.device_type"):
+            value = value or (args[i + 1] if i + 1 < len(args) else "")
+            return value == "cpu"
+    return False
 
 
 if __name__ == "__main__":

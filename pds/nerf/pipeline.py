@@ -1,10 +1,10 @@
 """Stage 1, ``ns-train pds``: edit a trained NeRF with Posterior Distillation Sampling.
 
-Every step renders one training view in full with gradients (:func:`pds.nerf.render.render_view`),
-encodes it with the prior, and takes the :class:`pds.Distiller` loss against the latent of the
-ORIGINAL image of that view (encoded once and cached). The PDS loss is the only loss. The view
-changes every ``view_update_every`` steps. Nothing here re-implements diffusion: the prior, the
-timestep sampling and the PDS maths are the shared ones of :mod:`pds`.
+Every step renders one training view in full with gradients (:func:`pds.nerf.render.render_view`)
+and hands it to the core's :class:`pds.views.MultiViewEditor`, which encodes it with the prior and
+takes the :class:`pds.Distiller` loss against the latent of the ORIGINAL image of that view
+(encoded once and cached). The PDS loss is the only loss. The view changes every
+``view_update_every`` steps. Nothing here re-implements diffusion or the view schedule.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Type
+from typing import List, Literal, Optional, Type
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
@@ -23,7 +22,8 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 
 from ..distiller import Distiller
-from ..prior import PriorError, load_prior
+from ..priors import PriorError, load_prior
+from ..views import MultiViewEditor
 from . import PDSNerfError
 from .datamanager import PDSDataManager, PDSDataManagerConfig
 from .export import write_eval_outputs
@@ -94,10 +94,7 @@ class PDSPipeline(EditPipeline):
                  world_size: int = 1, local_rank: int = 0, grad_scaler: Optional[GradScaler] = None):
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
         s = config.pds
-        self.view: Optional[int] = None
         self.losses: List[float] = []  # the PDS loss of every step of this run
-        self._source_latents: Dict[int, Tensor] = {}
-        self._source_small: Dict[int, Tensor] = {}
         cameras = copy.deepcopy(self.datamanager.train_dataset.cameras)
         if s.render_scale != 1.0:
             cameras.rescale_output_resolution(s.render_scale)
@@ -108,45 +105,21 @@ class PDSPipeline(EditPipeline):
         self.distiller = Distiller(self.prior, method=s.method, guidance_scale=s.guidance_scale,
                                    t_range=(s.t_min, s.t_max), num_inference_steps=s.num_inference_steps,
                                    discretization=s.discretization, generator=self.generator)
+        self.editor = MultiViewEditor(
+            self.distiller, lambda i: self.datamanager.original_image(i).permute(2, 0, 1).to(self.device),
+            self.datamanager.num_views, s.tgt_prompt, s.src_prompt, view_update_every=s.view_update_every,
+            render_size=lambda i: (int(self.render_cameras.height[i]), int(self.render_cameras.width[i])),
+            generator=self.generator)
 
-    def source_image(self, index: int) -> Tensor:
-        """Original image of view ``index`` at the render resolution, ``(3, h, w)`` on the model's device."""
-        if index not in self._source_small:
-            image = self.datamanager.original_image(index).permute(2, 0, 1)[None].to(self.device)
-            h, w = int(self.render_cameras.height[index]), int(self.render_cameras.width[index])
-            if image.shape[-2:] != (h, w):
-                image = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-            self._source_small[index] = image[0].clamp(0, 1)
-        return self._source_small[index]
-
-    @torch.no_grad()
-    def source_latent(self, index: int) -> Tensor:
-        """The prior's latent of the original image of view ``index`` (encoded once, from full resolution)."""
-        if index not in self._source_latents:
-            image = self.datamanager.original_image(index).permute(2, 0, 1)[None].to(self.device)
-            self._source_latents[index] = self.distiller.encode(image, self.generator).float()
-        return self._source_latents[index]
-
-    def next_view(self) -> int:
-        """The view to edit this step: a new random one every ``view_update_every`` steps."""
-        if self.view is None or self._count % self.config.pds.view_update_every == 0:
-            self.view = int(torch.randint(self.datamanager.num_views, (1,), generator=self.generator))
-        return self.view
+    def render_train_view(self, index: int) -> Tensor:
+        """Differentiable render of view ``index`` at the render cameras' size: ``(3, h, w)`` in ``[0, 1]``
+        (the one step a scene representation supplies; the splat stage overrides it)."""
+        return render_view(self._model, self.render_cameras, index, self.config.pds.chunk_rays)
 
     def get_train_loss_dict(self, step: int):
         if self.prior is None:
             raise RuntimeError("this pipeline was built for inference and has no prior")
-        s = self.config.pds
-        index = self.next_view()
         self._count += 1
-        image = render_view(self._model, self.render_cameras, index, s.chunk_rays)
-        device_type = torch.device(self.device).type
-        with torch.autocast(device_type, enabled=False):  # the prior runs in its own dtype
-            z_tgt = self.distiller.encode(image[None].float(), self.generator)
-            loss = self.distiller.loss_from_latents(z_tgt, self.source_latent(index), s.tgt_prompt, s.src_prompt,
-                                                    generator=self.generator)
-        self.losses.append(float(loss.detach()))
-        with torch.no_grad():
-            mse = F.mse_loss(image, self.source_image(index))
-        metrics = {"view": float(index), "psnr_to_source": float(-10.0 * torch.log10(mse.clamp_min(1e-10)))}
-        return {"rgb": image}, {"pds_loss": loss}, metrics
+        st = self.editor.step(self.render_train_view)
+        self.losses.append(float(st.loss.detach()))
+        return {"rgb": st.image}, {"pds_loss": st.loss}, st.metrics

@@ -12,7 +12,8 @@ from typing import Literal, Optional, Tuple
 
 import torch
 
-from ..prior import DEFAULT_PRIOR
+from .. import methods
+from ..priors import DEFAULT_PRIOR
 from . import PDSNerfError
 
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -48,8 +49,8 @@ class PDSSettings(PriorSettings):
 
     src_prompt: str = ""
     """Description of the original scene, e.g. "a red ball" (with the DreamBooth token if the prior has one)."""
-    method: Literal["pds", "sds", "dds"] = "pds"
-    """Distillation method: "pds" (this paper), or the baselines "sds" and "dds"."""
+    method: Literal[methods.names()] = methods.names()[0]  # type: ignore[valid-type]
+    """Distillation method, a name of pds.methods.METHODS: "pds" (this paper), or the baselines "sds" and "dds"."""
     guidance_scale: float = 100.0
     """Classifier-free guidance weight w (the reference uses 100 for NeRF editing)."""
     t_min: float = 0.1

@@ -29,11 +29,40 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocati
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from ..prior import PriorError, resolve_prior_path
+from ..priors import PriorError, resolve_prior_path
 from . import PDSNerfError
 from .compat import find_checkpoint, load_checkpoint_file
 
 _METHOD_LINE = re.compile(r"^method_name:\s*(\S+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SceneKind:
+    """What a trainer's methods edit: words for messages and how to recognise its checkpoints."""
+
+    name: str
+    """"NeRF" or "Gaussian splat"."""
+    first_stage: str
+    """The nerfstudio method that trains such a scene ("nerfacto", "splatfacto")."""
+    stage1: str
+    """Our stage-1 method for it ("pds", "pds_splat")."""
+    marker: str
+    """A state-dict key prefix that only its checkpoints have."""
+
+    def check_checkpoint(self, state: dict, path: Path) -> None:
+        """Raise :class:`pds.nerf.PDSNerfError` when checkpoint ``state`` holds another kind of scene."""
+        keys = state.get("pipeline", {}).keys()
+        if not any(k.startswith(self.marker) for k in keys):
+            other = next((k for k in KINDS if k is not self and any(key.startswith(k.marker) for key in keys)), None)
+            what = f"a {other.name} checkpoint" if other else "not a checkpoint of this kind of scene"
+            raise PDSNerfError(f"--load-dir: {path} is {what}, but this method edits a {self.name}; pass the "
+                               f"nerfstudio_models folder of `ns-train {self.first_stage}` (or of `ns-train "
+                               f"{self.stage1}` for the refinement stage)")
+
+
+NERF = SceneKind("NeRF", "nerfacto", "pds", "_model.field.")
+SPLAT = SceneKind("Gaussian splat", "splatfacto", "pds_splat", "_model.gauss_params.")
+KINDS = (NERF, SPLAT)
 
 
 @dataclass
@@ -90,8 +119,10 @@ def check_data(config: TrainerConfig) -> Path:
     return data
 
 
-def check_inputs(config: TrainerConfig) -> Path:
+def check_inputs(config: TrainerConfig, kind: SceneKind = NERF) -> Path:
     """Check prompts, prior name, data and checkpoint of a run; returns the checkpoint to load.
+
+    ``kind`` (default NeRF) names the scene and its first stage in the message for a missing ``--load-dir``.
 
     Raises:
         PDSNerfError: with a message that names the flag to fix.
@@ -103,7 +134,10 @@ def check_inputs(config: TrainerConfig) -> Path:
     except PriorError as exc:
         raise PDSNerfError(f"--pipeline.pds.sd_pretrained_model_or_path: {exc}") from exc
     check_data(config)
-    return find_checkpoint(config.load_dir, config.load_step, config.load_checkpoint)
+    hint = None if kind is NERF else (
+        f"this method edits a trained {kind.name}: pass --load-dir PATH/TO/OUTPUT/nerfstudio_models (the checkpoint "
+        f"folder of `ns-train {kind.first_stage}`, or of `ns-train {kind.stage1}` for the refinement stage)")
+    return find_checkpoint(config.load_dir, config.load_step, config.load_checkpoint, hint)
 
 
 def run_method(checkpoint: Path) -> Optional[str]:
@@ -138,10 +172,12 @@ class PDSTrainer(Trainer):
     ``eval_outputs`` (see the module docstring)."""
 
     config: PDSTrainerConfig
+    kind: SceneKind = NERF
+    """The kind of scene this trainer's methods edit (a subclass for splats sets :data:`SPLAT`)."""
 
     def __init__(self, config: PDSTrainerConfig, local_rank: int = 0, world_size: int = 1) -> None:
         with _one_line_errors(config.method_name):
-            self.checkpoint_path = check_inputs(config)
+            self.checkpoint_path = check_inputs(config, self.kind)
         super().__init__(config, local_rank, world_size)
 
     def setup(self, test_mode="val") -> None:
@@ -153,9 +189,11 @@ class PDSTrainer(Trainer):
     def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
         state = load_checkpoint_file(path)
+        self.kind.check_checkpoint(state, path)  # a splat checkpoint for a NeRF method or the reverse
         step = int(state["step"])
         self._start_step = step + 1
         self.pipeline.load_pipeline(state["pipeline"], step)
+        self._rebind_optimizers()
         source = run_method(path)
         if source == self.config.method_name:
             self.optimizers.load_optimizers(state["optimizers"])
@@ -166,6 +204,16 @@ class PDSTrainer(Trainer):
         else:
             CONSOLE.print(f"Loaded the {source or 'NeRF'} weights of {path} (step {step}); "
                           f"{self.config.method_name} starts its own optimizers and schedules")
+
+    def _rebind_optimizers(self) -> None:
+        """Point every optimizer at the model's current parameters. splatfacto's ``load_state_dict``
+        replaces its Parameter objects (their number follows the checkpoint), which would leave the
+        optimizers built before loading stepping the discarded ones; for NeRFs this changes nothing."""
+        for name, params in self.pipeline.get_param_groups().items():
+            optimizer = self.optimizers.optimizers.get(name)
+            if optimizer is not None and len(optimizer.param_groups) == 1:
+                optimizer.param_groups[0]["params"] = list(params)
+                self.optimizers.parameters[name] = params
 
     def save_checkpoint(self, step: int) -> None:
         """nerfstudio's checkpoint, with numpy scalars (learning rates written by its schedulers)

@@ -11,7 +11,9 @@ Modules:
     :mod:`pds.svg.style`: CSS cascade, colours, lengths.
     :mod:`pds.svg.write`: structure-preserving SVG output.
     :mod:`pds.svg.shapes` / :mod:`pds.svg.raster`: the draw list and the differentiable rasterizer.
-    :mod:`pds.svg.cli`: the ``pds-svg`` command.
+    :mod:`pds.svg.image`, :mod:`pds.svg.filters`, :mod:`pds.svg.text`: ``<image>`` from ``data:``
+        URIs, filter effects, text as glyph outlines.
+    :mod:`pds.cli.svg`: the ``pds-svg`` command.
 """
 
 from __future__ import annotations

@@ -89,6 +89,8 @@ def _radial_t(paint: RadialGradientPaint, gx: Tensor, gy: Tensor) -> tuple[Tenso
     r = paint.radius.to(gx.dtype).reshape(())
     if bool(r.detach() <= 1e-12):
         return torch.ones_like(gx), None  # zero radius: last stop colour (SVG 1.1 §13.2.3)
+    if paint.focal_radius is not None and bool(paint.focal_radius.detach() > 0):
+        return _two_circle_t(c, f, r, paint.focal_radius.to(gx.dtype).reshape(()), gx, gy)
     cd = c - f
     px, py = gx - f[0], gy - f[1]
     a = (cd * cd).sum() - r * r
@@ -111,6 +113,30 @@ def _radial_t(paint: RadialGradientPaint, gx: Tensor, gy: Tensor) -> tuple[Tenso
     hi, lo_ = torch.maximum(t1, t2), torch.minimum(t1, t2)
     t = torch.where(hi >= 0, hi, lo_)
     return t, ok & (t >= 0)
+
+
+def _two_circle_t(c: Tensor, f: Tensor, r: Tensor, fr: Tensor, gx: Tensor, gy: Tensor) -> tuple[Tensor, Tensor]:
+    """SVG 2 radial gradient with a focal circle (``f``, ``fr``): the largest ``t`` with
+    ``|p − f − t (c − f)| = fr + t (r − fr)`` and a non-negative radius ``fr + t (r − fr)``.
+
+    Squaring gives ``a t² − 2 b t + cc = 0`` with ``a = |c − f|² − (r − fr)²``,
+    ``b = (p − f)·(c − f) + fr (r − fr)`` and ``cc = |p − f|² − fr²``.
+    """
+    cd, dr = c - f, r - fr
+    px, py = gx - f[0], gy - f[1]
+    a = (cd * cd).sum() - dr * dr
+    b = px * cd[0] + py * cd[1] + fr * dr
+    cc = px * px + py * py - fr * fr
+    if bool(a.detach().abs() <= 1e-9 * r.detach() ** 2):
+        t = cc / (2 * b).where(b.abs() > 1e-20, torch.full_like(b, 1e-20))
+        return t, (fr + t * dr >= 0) & (b.abs() > 1e-20)
+    disc = b * b - a * cc
+    ok = disc >= 0
+    sq = torch.sqrt(disc.clamp_min(1e-20))
+    t1, t2 = (b + sq) / a, (b - sq) / a
+    hi, lo_ = torch.maximum(t1, t2), torch.minimum(t1, t2)
+    t = torch.where(fr + hi * dr >= 0, hi, lo_)
+    return t, ok & (fr + t * dr >= 0)
 
 
 def evaluate_paint(paint: Paint, x0: int, y0: int, w: int, h: int, dtype: torch.dtype, device) -> Tensor:

@@ -54,7 +54,8 @@ from ._raster_geometry import (
     stroke_edges,
 )
 from ._raster_paint import evaluate_paint
-from .shapes import DrawGroup, SolidPaint, Subpath
+from ._raster_layers import render_nodes
+from .shapes import DrawGroup, ImageNode, Layer, Node, SolidPaint, Subpath
 
 __all__ = ["DEFAULT_TOLERANCE", "flatten_subpath", "over_background", "rasterize", "rasterize_batch"]
 
@@ -162,34 +163,46 @@ def rasterize_batch(
     shape = (len(scenes), 4, height, width)
 
     # ---- which subpaths are needed, and how ---------------------------------------------------
+    # Every subpath is flattened once; ``role`` says whether it is filled (bit 0), stroked
+    # (bit 1) or both (a group strokes its fill geometry unless it has ``stroke_subpaths``).
     subs: list[Subpath] = []
     hw_hint: list[float] = []
     sub_group: list[int] = []
+    role: list[int] = []
     for gi, g in enumerate(groups):
         if (g.fill is None and g.stroke is None) or not g.subpaths:
             continue
         hint = 0.0
         if g.stroke is not None:
             hint = max(float(torch.as_tensor(g.stroke_width).detach()) * 0.5, 0.0)
+        separate = g.stroke is not None and g.stroke_subpaths is not None
         for sp in g.subpaths:
-            subs.append(sp)
-            hw_hint.append(hint)
-            sub_group.append(gi)
+            r = (1 if g.fill is not None else 0) | (2 if g.stroke is not None and not separate else 0)
+            if r:
+                subs.append(sp)
+                hw_hint.append(hint if r & 2 else 0.0)
+                sub_group.append(gi)
+                role.append(r)
+        if separate:
+            for sp in g.stroke_subpaths:
+                subs.append(sp)
+                hw_hint.append(hint)
+                sub_group.append(gi)
+                role.append(2)
     if not subs:
         return torch.zeros(shape, dtype=dtype, device=device)
     poly = flatten(subs, tolerance, hw_hint, dtype=dtype, device=device)
     sub_group_t = torch.tensor(sub_group, dtype=torch.long, device=device)
-    has_fill = torch.tensor([g.fill is not None for g in groups], dtype=torch.bool, device=device)
-    has_stroke = torch.tensor([g.stroke is not None for g in groups], dtype=torch.bool, device=device)
+    role_t = torch.tensor(role, dtype=torch.long, device=device)
 
     edge_list, layer_list = [], []
-    fill_paths = torch.nonzero(has_fill[sub_group_t]).squeeze(-1)
+    fill_paths = torch.nonzero(role_t & 1).squeeze(-1)
     if len(fill_paths):
         fp = _select_paths(poly, fill_paths)
         e, p = fill_edges(fp)
         edge_list.append(e)
         layer_list.append(2 * sub_group_t[fill_paths][p])
-    stroke_paths = torch.nonzero(has_stroke[sub_group_t]).squeeze(-1)
+    stroke_paths = torch.nonzero(role_t & 2).squeeze(-1)
     if len(stroke_paths):
         sp_poly = drop_degenerate(_select_paths(poly, stroke_paths))
         sgroups = [groups[int(i)] for i in sub_group_t[stroke_paths].tolist()]
@@ -204,6 +217,8 @@ def rasterize_batch(
             miterlimit=torch.tensor([float(g.miterlimit) for g in sgroups], dtype=dtype, device=device),
         )
         e, p = stroke_edges(sp_poly, style, tolerance)
+        if any(g.stroke_matrix is not None for g in uniq.values()):
+            e = _map_outline(e, [sgroups[int(i)].stroke_matrix for i in p.tolist()], dtype, device)
         edge_list.append(e)
         layer_list.append(2 * sub_group_t[stroke_paths][p] + 1)
     edges = torch.cat(edge_list, 0)
@@ -281,13 +296,34 @@ def rasterize_batch(
     return paint_composite(shape, records, tensors)
 
 
+def _map_outline(edges: Tensor, matrices: list, dtype, device) -> Tensor:
+    """Apply each edge's ``(2, 3)`` outline matrix (``None`` = identity) to both of its end points."""
+    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype, device=device)
+    uniq: dict = {}
+    for m in matrices:
+        if m is not None:
+            uniq.setdefault(id(m), m)
+    table = [eye] + [m.to(dtype=dtype, device=device).reshape(2, 3) for m in uniq.values()]
+    slot = {k: i + 1 for i, k in enumerate(uniq)}
+    idx = torch.tensor([0 if m is None else slot[id(m)] for m in matrices], dtype=torch.long, device=device)
+    mats = torch.stack(table)[idx]  # (E, 2, 3)
+    a, t = mats[:, :, :2], mats[:, :, 2]
+    p0 = torch.einsum("eij,ej->ei", a, edges[:, :2]) + t
+    p1 = torch.einsum("eij,ej->ei", a, edges[:, 2:]) + t
+    return torch.cat([p0, p1], 1)
+
+
 def _premultiplied(paint: SolidPaint, dtype, device) -> Tensor:
     c = paint.rgba.to(device=device, dtype=dtype).reshape(4)
     return torch.cat([c[:3] * c[3:], c[3:]])
 
 
+def _has_layers(nodes) -> bool:
+    return any(isinstance(n, (Layer, ImageNode)) for n in nodes)
+
+
 def rasterize(
-    groups: Sequence[DrawGroup],
+    groups: Sequence[Node],
     width: int,
     height: int,
     *,
@@ -298,8 +334,10 @@ def rasterize(
     """Rasterize one painter-ordered scene.
 
     Args:
-        groups: :class:`DrawGroup` list in canvas pixel coordinates (x right, y down; pixel
-            ``(i, j)`` covers ``[j, j+1) × [i, i+1)``).
+        groups: :class:`DrawGroup` / :class:`~pds.svg.shapes.Layer` nodes in canvas pixel
+            coordinates (x right, y down; pixel ``(i, j)`` covers ``[j, j+1) × [i, i+1)``).
+            Layers (group opacity, clip paths, masks, blend modes) are rendered offscreen by
+            :mod:`pds.svg._raster_layers`; a list of plain groups takes the fast path only.
         width, height: canvas size in pixels.
         samples: sub-scanlines per pixel row for the fill rule (default 2; see
             :func:`rasterize_batch`).
@@ -309,6 +347,31 @@ def rasterize(
     Returns:
         ``(4, height, width)`` premultiplied RGBA over transparent in ``[0, 1]`` (float32, or
         float64 for float64 geometry).  Differentiable w.r.t. points, stroke widths, paint colours,
-        gradient stops (colours and offsets), gradient geometry and opacities.
+        gradient stops (colours and offsets), gradient geometry and opacities, including those
+        inside clip, mask and layer content.
     """
-    return rasterize_batch([groups], width, height, samples=samples, device=device, tolerance=tolerance)[0]
+    if not _has_layers(groups):
+        return rasterize_batch([groups], width, height, samples=samples, device=device, tolerance=tolerance)[0]
+
+    def flat(run):
+        return rasterize_batch([run], width, height, samples=samples, device=device, tolerance=tolerance)[0]
+
+    like = flat([])  # empty canvas: right dtype/device for an empty first run
+    dtype = _scene_dtype(groups)
+    return render_nodes(groups, int(width), int(height), flat, like.to(dtype))
+
+
+def _scene_dtype(nodes) -> torch.dtype:
+    """float64 when any geometry in the tree is float64 (as :func:`rasterize_batch` decides)."""
+    stack = list(nodes)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Layer):
+            stack.extend(n.children)
+            stack.extend(n.clip or ())
+            stack.extend(n.mask or ())
+        elif isinstance(n, ImageNode):
+            continue
+        elif any(sp.points.dtype == torch.float64 for sp in n.subpaths):
+            return torch.float64
+    return torch.float32

@@ -70,6 +70,7 @@ class RadialGradientPaint:
         radius: scalar tensor ``r`` in gradient space.
         focal: ``(2,)`` ``fx, fy`` in gradient space (equal to ``center`` when absent).
         offsets, colors, pixel_to_gradient, spread: as for :class:`LinearGradientPaint`.
+        focal_radius: scalar tensor ``fr`` (SVG 2), the radius of the start circle; ``None`` = 0.
     """
 
     center: Tensor
@@ -79,6 +80,7 @@ class RadialGradientPaint:
     colors: Tensor
     pixel_to_gradient: Optional[Tensor] = None
     spread: SpreadMethod = "pad"
+    focal_radius: Optional[Tensor] = None
 
 
 Paint = Union[SolidPaint, LinearGradientPaint, RadialGradientPaint]
@@ -117,6 +119,12 @@ class DrawGroup:
         opacity: scalar tensor in ``[0, 1]``; the element's ``opacity`` (times inherited group
             opacity). Applied to the element's fill+stroke as one layer, as SVG specifies.
         source_id: index of the element in document order, so the parser can map edits back.
+        stroke_subpaths: geometry to stroke when it differs from ``subpaths`` (dashes, or
+            strokes built before a non-similarity transform); ``None`` strokes ``subpaths``.
+        stroke_matrix: ``(2, 3)`` affine map applied to the stroke *outline* (after
+            stroking): ``stroke_subpaths`` and ``stroke_width`` are then in that pre-image
+            space.  SVG strokes in user space, so a skew or non-uniform scale must act on the
+            outline, not on the centre line.  ``None`` = identity.
     """
 
     subpaths: Sequence[Subpath]
@@ -129,3 +137,62 @@ class DrawGroup:
     miterlimit: float = 4.0
     opacity: Tensor = field(default_factory=lambda: torch.tensor(1.0))
     source_id: int = -1
+    stroke_subpaths: Optional[Sequence[Subpath]] = None
+    stroke_matrix: Optional[Tensor] = None
+
+
+#: ``mix-blend-mode`` values the compositor implements (the separable modes of Compositing 1).
+BLEND_MODES = ("normal", "multiply", "screen", "overlay", "darken", "lighten", "color-dodge", "color-burn",
+               "hard-light", "soft-light", "difference", "exclusion")
+
+
+@dataclass
+class Layer:
+    """A group rendered offscreen, then clipped, masked, faded and blended onto what is below.
+
+    SVG 1.1 §14.5 / Compositing 1: a group with ``opacity``, ``clip-path``, ``mask`` or
+    ``mix-blend-mode`` is drawn into its own transparent canvas first, so overlapping children
+    do not show through each other.
+
+    Attributes:
+        children: painter-ordered :class:`DrawGroup` / :class:`Layer` nodes.
+        opacity: scalar (tensor or float) in ``[0, 1]`` multiplied into the whole layer.
+        clip: nodes whose rendered **alpha** multiplies the layer (a clip path: its shapes
+            filled opaque with their ``clip-rule``), or ``None``.
+        mask: nodes whose rendering multiplies the layer by its luminance (premultiplied
+            ``0.2125 R + 0.7154 G + 0.0721 B``, CSS Masking §7.1) or alpha, or ``None``.
+        mask_type: ``"luminance"`` or ``"alpha"``.
+        blend: one of :data:`BLEND_MODES`.
+        filter: a :class:`pds.svg.filters.PixelFilter` applied to the rendered children before
+            clip, mask and opacity (Filter Effects 1 §5 / CSS Masking order), or ``None``.
+    """
+
+    children: Sequence["Node"]
+    opacity: Union[Tensor, float] = 1.0
+    clip: Optional[Sequence["Node"]] = None
+    mask: Optional[Sequence["Node"]] = None
+    mask_type: Literal["luminance", "alpha"] = "luminance"
+    blend: str = "normal"
+    filter: Optional[object] = None
+
+
+@dataclass
+class ImageNode:
+    """A raster picture drawn with an affine map (an SVG ``<image>``; its clip is the enclosing layer's).
+
+    Attributes:
+        pixels: ``(4, h, w)`` premultiplied RGBA in ``[0, 1]`` (a constant).
+        pixel_to_image: ``(3, 3)`` float64 numpy matrix from canvas pixel coordinates to image
+            pixel coordinates (image pixel ``(i, j)`` covers ``[j, j+1) × [i, i+1)``).
+        smooth: bilinear (``True``) or nearest-neighbour sampling.
+
+    The picture is sampled at canvas pixel centres and extended by its border colour: the layer
+    around it clips it to the image rectangle with exact area coverage.
+    """
+
+    pixels: Tensor
+    pixel_to_image: object
+    smooth: bool = True
+
+
+Node = Union[DrawGroup, Layer, ImageNode]

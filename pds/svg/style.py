@@ -49,7 +49,9 @@ INHERITED = frozenset(
         "fill", "fill-opacity", "fill-rule", "stroke", "stroke-opacity", "stroke-width",
         "stroke-linecap", "stroke-linejoin", "stroke-miterlimit", "stroke-dasharray",
         "stroke-dashoffset", "color", "visibility", "clip-rule", "paint-order", "marker",
-        "marker-start", "marker-mid", "marker-end", "font-size",
+        "marker-start", "marker-mid", "marker-end", "font-size", "color-interpolation-filters",
+        "image-rendering", "font-family", "font-weight", "font-style", "text-anchor", "letter-spacing",
+        "word-spacing",
     }
 )
 
@@ -57,7 +59,8 @@ INHERITED = frozenset(
 PROPERTIES = INHERITED | frozenset(
     {
         "opacity", "display", "stop-color", "stop-opacity", "clip-path", "mask", "filter",
-        "mix-blend-mode", "overflow",
+        "mix-blend-mode", "overflow", "transform-origin", "mask-type", "isolation", "flood-color",
+        "flood-opacity",
     }
 )
 
@@ -73,6 +76,8 @@ DEFAULTS: Dict[str, str] = {
     "stroke-linejoin": "miter",
     "stroke-miterlimit": "4",
     "stroke-dasharray": "none",
+    "stroke-dashoffset": "0",
+    "clip-rule": "nonzero",
     "color": "black",
     "visibility": "visible",
     "opacity": "1",
@@ -89,6 +94,10 @@ DEFAULTS: Dict[str, str] = {
     "marker-end": "none",
     "mix-blend-mode": "normal",
     "font-size": "16px",
+    "font-family": "serif",
+    "font-weight": "normal",
+    "font-style": "normal",
+    "text-anchor": "start",
 }
 
 

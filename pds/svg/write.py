@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 from xml.etree import ElementTree as ET
 
+from ..util.files import atomic_write  # re-exported: the SVG writer's users write through it
 from .parse import Document
 
 __all__ = ["atomic_write", "document_to_string", "number_formatter"]
@@ -126,30 +125,3 @@ def document_to_string(doc: Document, fmt=None) -> str:
     root.attrib.update(attrs)
     body = ET.tostring(root, encoding="unicode", short_empty_elements=True)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + ("\n" if not body.endswith("\n") else "")
-
-
-def atomic_write(path: Union[str, os.PathLike], data: Union[str, bytes]) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    Either the complete new file appears or nothing changes; no partial file is left behind.
-    """
-    path = Path(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent or Path(".")))
-    try:
-        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as f:
-            f.write(data)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -1,10 +1,10 @@
 """A small CNN that judges 64x64 pictures of the ``pds-tiny`` domain: foreground colour, shape and
-background colour. It is trained on the procedural data (:mod:`pds.embedded.data`) -- all
+background colour. It is trained on the procedural data (:mod:`tools.prior.data`) -- all
 (colour, shape) pairs, held-out ones included, since it is a judge, not the prior -- with noise,
 blur and colour jitter so that imperfect diffusion samples are still read correctly.
 
-    python -m pds.embedded.probe train --out pds/priors/pds-tiny-probe.safetensors
-    python -m pds.embedded.probe evaluate --prior pds-tiny       # held-out quality figures
+    python -m tools.prior.probe train --out tools/prior/probe.safetensors
+    python -m tools.prior.probe evaluate --prior pds-tiny       # held-out quality figures
 
 :func:`load_probe` loads the shipped weights; :func:`Probe.judge` returns names.
 :func:`held_out_quality` samples a prior for the held-out combinations and scores them.
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from . import data
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "priors" / "pds-tiny-probe.safetensors"
+DEFAULT_PATH = Path(__file__).resolve().parent / "probe.safetensors"
 
 
 class Probe(nn.Module):
@@ -181,7 +181,7 @@ def prior_sample_fn(prior, steps: int = 50, guidance_scale: float = 7.5):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m pds.embedded.probe")
+    p = argparse.ArgumentParser(prog="python -m tools.prior.probe")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train the probe on procedural data")
     t.add_argument("--out", default=str(DEFAULT_PATH))
@@ -191,9 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     t.add_argument("--device", default="cpu")
     t.add_argument("--max-seconds", type=float, default=None)
     e = sub.add_parser("evaluate", help="score a prior's samples for the held-out combinations")
-    e.add_argument("--prior", default="pds-tiny", help="name or folder for pds.load_prior")
-    e.add_argument("--folder", default=None,
-                   help="raw model folder sampled with the training script's DDIM (no pds.load_prior needed)")
+    e.add_argument("--prior", default="pds-tiny", help="name or model folder (a training run's model/) for pds.load_prior")
     e.add_argument("--probe", default=str(DEFAULT_PATH))
     e.add_argument("--n", type=int, default=10, help="samples per combination and seed")
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -206,18 +204,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         probe = train_probe(a.out, steps=a.steps, batch_size=a.batch_size, seed=a.seed, device=a.device,
                             max_seconds=a.max_seconds)
         print(json.dumps({"accuracy_on_procedural_data": accuracy_on_data(probe, device=a.device)}))
-    elif a.folder:
-        from .train import folder_sample_fn
-
-        device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        probe = load_probe(a.probe, device=device)
-        t0 = time.time()
-        res = held_out_quality(folder_sample_fn(a.folder, device, a.steps, a.guidance), probe, n_per_combo=a.n,
-                               seeds=a.seeds, device=device)
-        res["seen_combos"] = held_out_quality(folder_sample_fn(a.folder, device, a.steps, a.guidance), probe,
-                                              combos=SEEN_EXAMPLES, n_per_combo=a.n, seeds=a.seeds, device=device)
-        res["settings"] = {"steps": a.steps, "guidance": a.guidance, "seeds": a.seeds, "n_per_combo_and_seed": a.n,
-                           "sampler": "pds.embedded.train.sample_components (DDIM)", "seconds": round(time.time() - t0, 1)}
     else:
         import pds
 
@@ -225,6 +211,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         probe = load_probe(a.probe, device=prior.device)
         res = held_out_quality(prior_sample_fn(prior, a.steps, a.guidance), probe, n_per_combo=a.n,
                                seeds=a.seeds, device=prior.device)
+        res["seen_combos"] = held_out_quality(prior_sample_fn(prior, a.steps, a.guidance), probe, combos=SEEN_EXAMPLES,
+                                              n_per_combo=a.n, seeds=a.seeds, device=prior.device)
         res["settings"] = {"steps": a.steps, "guidance": a.guidance, "seeds": a.seeds, "n_per_combo_and_seed": a.n,
                            "sampler": "pds.sampling.sample"}
     if a.cmd == "evaluate":

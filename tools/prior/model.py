@@ -12,7 +12,7 @@ so that ``pds.load_prior`` loads it exactly like any diffusers model folder:
   UNet. Its causal mask makes each word's state independent of the padding after it, so the
   embedding does not depend on whether a caller passes an attention mask.
 * ``tokenizer/``: a word-level ``BertTokenizerFast`` (lower case, ``vocab.txt`` = special tokens
-  + :func:`pds.embedded.data.vocabulary`); a word outside the vocabulary becomes ``[UNK]``.
+  + :func:`tools.prior.data.vocabulary`); a word outside the vocabulary becomes ``[UNK]``.
   Prompts are padded to ``model_max_length`` (16) and encoded without attention mask.
 * ``scheduler/``: ``DDPMScheduler``, 1000 steps, ``squaredcos_cap_v2`` betas, epsilon
   prediction. Why cosine: in pixel space at 64x64 the linear schedule drives alpha_bar to ~0
@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from . import data
 
@@ -52,6 +52,10 @@ class UNetConfig:
     attention_heads: int = 4
     """Number of attention heads (diffusers calls this ``attention_head_dim``)."""
     norm_num_groups: int = 8
+    text_pool: bool = False
+    """Add an attention-pooled text embedding to the timestep embedding (diffusers'
+    ``addition_embed_type="text"``), so every ResNet block sees the caption as a global vector:
+    colour is a global attribute of the picture, and cross-attention alone binds it weakly."""
 
 
 @dataclass(frozen=True)
@@ -107,43 +111,63 @@ def build_text_encoder(cfg: TextEncoderConfig, vocab_size: int):
     return CLIPTextModel(conf)
 
 
-def unet_kwargs(cfg: UNetConfig, cross_attention_dim: int, resolution: int) -> dict:
-    return dict(sample_size=resolution, in_channels=3, out_channels=3,
+def unet_kwargs(cfg: UNetConfig, cross_attention_dim: int, resolution: int, channels: int = 3) -> dict:
+    """``UNet2DConditionModel`` arguments; ``resolution``/``channels`` are those of the space the
+    UNet denoises (pixels, or the VAE's latents)."""
+    extra = dict(addition_embed_type="text", addition_embed_type_num_heads=cfg.attention_heads) if cfg.text_pool else {}
+    return dict(sample_size=resolution, in_channels=channels, out_channels=channels, **extra,
                 down_block_types=tuple(cfg.down_block_types), up_block_types=tuple(cfg.up_block_types),
                 block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
                 cross_attention_dim=cross_attention_dim, attention_head_dim=cfg.attention_heads,
                 norm_num_groups=cfg.norm_num_groups)
 
 
-def build_unet(cfg: UNetConfig, cross_attention_dim: int, resolution: int = data.RESOLUTION):
-    """A randomly initialised ``UNet2DConditionModel`` (3 -> 3 channels, pixel space)."""
+def build_unet(cfg: UNetConfig, cross_attention_dim: int, resolution: int = data.RESOLUTION, channels: int = 3):
+    """A randomly initialised ``UNet2DConditionModel`` (``channels`` in and out: 3 in pixel space,
+    the VAE's latent channels in latent space)."""
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(**unet_kwargs(cfg, cross_attention_dim, resolution))
+    return UNet2DConditionModel(**unet_kwargs(cfg, cross_attention_dim, resolution, channels))
 
 
-def build_scheduler(prediction_type: str = "epsilon"):
-    """The training noise schedule (see module docstring for the choice of betas)."""
+def build_scheduler(prediction_type: str = "epsilon", clip_sample: bool = True):
+    """The training noise schedule (see module docstring for the choice of betas);
+    ``clip_sample`` only for pixel space, where x0 lies in [-1, 1]."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                         prediction_type=prediction_type, clip_sample=True, clip_sample_range=1.0,
+                         prediction_type=prediction_type, clip_sample=clip_sample, clip_sample_range=1.0,
                          timestep_spacing="trailing")
 
 
-def model_index() -> dict:
+def model_index(vae: bool = False) -> dict:
     import diffusers
 
-    return {"_class_name": "DiffusionPipeline", "_diffusers_version": diffusers.__version__,
-            "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
-            "tokenizer": ["transformers", "BertTokenizerFast"], "unet": ["diffusers", "UNet2DConditionModel"]}
+    index = {"_class_name": "DiffusionPipeline", "_diffusers_version": diffusers.__version__,
+             "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+             "tokenizer": ["transformers", "BertTokenizerFast"], "unet": ["diffusers", "UNet2DConditionModel"]}
+    if vae:
+        index["vae"] = ["diffusers", "AutoencoderKL"]
+    return index
 
 
-def prior_metadata(training: dict, name: str = "pds-tiny") -> dict:
-    """Content of ``pds_prior.json``."""
+#: Version of the embedded prior ``pds-tiny``: 1 = the pixel-space epsilon model trained on a GPU;
+#: 2 = the latent-space model trained on a 2-core CPU (benchmarks/results/prior_training/).
+PRIOR_VERSION = 2
+
+
+def prior_metadata(training: dict, name: str = "pds-tiny", *, latent: bool = True,
+                   edit: Optional[dict] = None) -> dict:
+    """Content of ``pds_prior.json`` (the schema is :class:`pds.priors.PriorMetadata`).
+
+    ``edit``: the measured ``pds-svg edit`` defaults for this prior (see
+    ``benchmarks/results/edit_quality_findings.md``); ``None`` keeps :data:`EDIT_DEFAULTS`.
+    """
+    space = "latent-space (f = 4 autoencoder, 16x16x4 latents)" if latent else "pixel-space"
     return {
         "name": name,
-        "description": ("Tiny pixel-space text-to-image diffusion prior trained from scratch on procedural "
+        "version": PRIOR_VERSION,
+        "description": (f"Tiny {space} text-to-image diffusion prior trained from scratch on procedural "
                         "pictures: flat vector shapes (circle, square, triangle, star, heart, diamond) and "
                         "shaded balls, in palette colours on white or coloured backgrounds, 64x64. "
                         "Captions like 'a red circle', 'a blue star on a yellow background', 'a green ball'."),
@@ -156,17 +180,18 @@ def prior_metadata(training: dict, name: str = "pds-tiny") -> dict:
         "caption_examples": ["a red circle", "a blue star on a yellow background", "a green ball",
                              "an orange heart on a white background", "a square"],
         "prompt_encoding": {"padding": "max_length", "max_length": TOKENIZER_MAX_LENGTH, "attention_mask": False},
-        # Default optimiser steps for `pds-svg edit` with this prior: a 64 px UNet converges on
-        # colour edits in a few hundred steps, and 300 keeps a CPU edit well under a minute.
-        "edit_steps": 300,
-        # DreamBooth defaults for this prior (examples/dreambooth/measure.py, 400 steps, 16 samples
-        # per prompt): the whole text encoder at 5e-5 binds `sks` (subject background 0.06 -> 0.25-0.5)
-        # where the UNet alone or the `sks` embedding alone leak more into "a ball", and a
-        # prior-preservation weight of 3 keeps the class (yellow backgrounds 0.06 -> 0.12 instead of
-        # 0.31 at weight 1; "a red ball" still right 0.50 vs 0.56 before).
+        "edit": dict(EDIT_DEFAULTS if edit is None else edit),
+        "sampling": {"guidance_scale": 7.5, "steps": 50},
+        # DreamBooth defaults for this prior (examples/dreambooth/measure.py): the whole text encoder
+        # at 5e-5 binds `sks` where the UNet alone or the `sks` embedding alone leak more into
+        # "a ball", and a prior-preservation weight of 3 keeps the class.
         "dreambooth": {"learning_rate": 5e-5, "train_text_encoder": True, "prior_loss_weight": 3.0},
         "training": training,
     }
+
+
+#: ``pds-svg edit`` defaults for the embedded prior: 300 steps keep a CPU edit under a minute.
+EDIT_DEFAULTS: dict = {"steps": 300}
 
 
 def config_to_json(cfg: ModelConfig) -> str:

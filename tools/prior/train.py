@@ -1,8 +1,8 @@
 """Train the embedded prior ``pds-tiny`` from scratch on procedural data.
 
-    python -m pds.embedded.train --out runs/pds-tiny                  # CPU default, stops at 110 min
-    python -m pds.embedded.train --out runs/pds-tiny --preset gpu     # CUDA, bf16, large batch
-    python -m pds.embedded.train --out runs/pds-tiny --resume         # continue from checkpoint.pt
+    python -m tools.prior.train --out runs/pds-tiny                  # CPU default, stops at 110 min
+    python -m tools.prior.train --out runs/pds-tiny --preset gpu     # CUDA, bf16, large batch
+    python -m tools.prior.train --out runs/pds-tiny --resume         # continue from checkpoint.pt
 
 Standard DDPM training (Ho et al. 2020): x0 in [-1, 1], t ~ U{0..999}, x_t = sqrt(abar_t) x0 +
 sqrt(1 - abar_t) eps, loss = ||eps - eps_theta(x_t, t, text)||^2. The text encoder is trained
@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import data, model
+from pds import maths
+from pds.priors.diffusers_prior import PromptTokens
+from pds.util.images import image_grid
 
 PRESETS = {
     # 2-core CPU: ~3 s a step at batch 32 (120 GFLOP); stops after 110 minutes of wall time so that
@@ -73,6 +75,9 @@ class TrainConfig:
     """Stop training this many minutes after the script started."""
     deadline_unix: Optional[float] = None
     """Stop training at this absolute time (seconds since the epoch)."""
+    max_cpu_minutes: Optional[float] = None
+    """Stop after this much CPU time of the process (all threads): the ablation budget, fair
+    between runs that share a machine, unlike wall time."""
     checkpoint_every: int = 250
     log_every: int = 25
     data_chunk: int = 4
@@ -94,29 +99,40 @@ class TrainConfig:
     teaches the model to change an image's mean colour."""
     init_from: Optional[str] = None
     """Start from the weights (and architecture) of this model folder instead of random ones."""
+    vae: Optional[str] = None
+    """An ``AutoencoderKL`` folder (from :mod:`tools.prior.autoencoder`): train in its latent
+    space and ship it as the prior's ``vae/``. ``None``: pixel space."""
+    arch: Optional[str] = None
+    """UNet shape, a key of :data:`ARCHS`; ``None``: ``model.unet``."""
+    text_pool: bool = False
+    """Pooled text embedding added to the timestep embedding (see ``UNetConfig.text_pool``)."""
+    min_snr_gamma: float = 0.0
+    """Min-SNR-gamma loss weighting (Hang et al. 2023); 0 = plain MSE. With gamma = 5 the
+    low-noise steps, which dominate the plain loss but decide only texture, stop crowding out
+    the high-noise ones that decide colour and layout."""
+    eval_n: int = 4
+    """Probe evaluation at the end of the run: samples per held-out pair and seed (0 = skip)."""
     model: model.ModelConfig = field(default_factory=model.ModelConfig)
+
+
+#: UNet shapes measured in the ablation (``--arch``). Latent shapes work on 16x16x4 (f = 4).
+ARCHS: dict[str, model.UNetConfig] = {
+    "pixel": model.UNetConfig(),
+    # 16, 8, 4 px; cross-attention at 8 and 4 px and in the mid block
+    "latent": model.UNetConfig(block_out_channels=(64, 128, 128),
+                               down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                               up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                               norm_num_groups=16),
+    # the same, cross-attention at 16 px too (256 tokens: cheap at this size)
+    "latent-attn16": model.UNetConfig(block_out_channels=(64, 128, 128),
+                                      down_block_types=("CrossAttnDownBlock2D",) * 3,
+                                      up_block_types=("CrossAttnUpBlock2D",) * 3, norm_num_groups=16),
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-
-class Tokens:
-    """Caches the token ids of each distinct caption (the caption set is small)."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.cache: dict[str, torch.Tensor] = {}
-
-    def __call__(self, captions: Sequence[str], device) -> torch.Tensor:
-        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
-        if missing:
-            ids = self.tokenizer(missing, padding="max_length", max_length=self.tokenizer.model_max_length,
-                                 truncation=True, return_tensors="pt")["input_ids"]
-            for c, row in zip(missing, ids):
-                self.cache[c] = row
-        return torch.stack([self.cache[c] for c in captions]).to(device)
 
 
 class EMA:
@@ -155,88 +171,6 @@ def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
         return (step + 1) / cfg.warmup_steps
     p = min(max(progress, 0.0), 1.0)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-
-
-@torch.no_grad()
-def sample_components(unet, text_encoder, tokenizer, scheduler, prompts: Sequence[str], *, steps: int = 50,
-                      guidance_scale: float = 7.5, generator: Optional[torch.Generator] = None,
-                      device="cpu", autocast_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
-    """Minimal deterministic DDIM sampler over raw components (used before the model folder
-    exists; the public sampler is :func:`pds.sampling.sample`). Returns ``(B, 3, R, R)`` in
-    [0, 1]."""
-    n = len(prompts)
-    tok = Tokens(tokenizer)
-    ids = tok([""] * n + list(prompts), device)
-    emb = text_encoder(ids)[0]
-    res = unet.config.sample_size
-    x = torch.randn((n, 3, res, res), generator=generator, device=device)
-    ac = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
-    T = scheduler.config.num_train_timesteps
-    if getattr(scheduler.config, "timestep_spacing", "leading") == "trailing":
-        ts = [int(round(T - i * T / steps)) - 1 for i in range(steps)]  # 999, ..., T/steps - 1
-    else:
-        ts = list(range((steps - 1) * (T // steps), -1, -(T // steps)))
-    for i, t in enumerate(ts):
-        t_in = torch.full((2 * n,), t, device=device, dtype=torch.long)
-        with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            out = unet(torch.cat([x, x]), t_in, encoder_hidden_states=emb).sample.float()
-        if scheduler.config.prediction_type == "v_prediction":  # eps = sqrt(abar) v + sqrt(1 - abar) x_t
-            a_in = ac[t]
-            out = a_in.sqrt() * out + (1 - a_in).sqrt() * torch.cat([x, x])
-        eu, ec = out.chunk(2)
-        eps = eu + guidance_scale * (ec - eu)
-        a_t = ac[t]
-        a_prev = ac[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=device)
-        x0 = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
-        eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
-        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
-    return ((x + 1) / 2).clamp(0, 1)
-
-
-def load_components(folder, device="cpu"):
-    """(unet, text_encoder, tokenizer, scheduler) of a model folder, float32, eval mode."""
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import AutoModel, AutoTokenizer
-
-    folder = Path(folder)
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32).to(device).eval()
-    te = AutoModel.from_pretrained(folder / "text_encoder", dtype=torch.float32).to(device).eval()
-    tok = AutoTokenizer.from_pretrained(folder / "tokenizer")
-    sch = DDPMScheduler.from_pretrained(folder / "scheduler")
-    return unet, te, tok, sch
-
-
-def folder_sample_fn(folder, device="cpu", steps: int = 50, guidance_scale: float = 7.5):
-    """``sample_fn(prompts, generator)`` over a raw model folder (no ``pds.load_prior`` needed)."""
-    unet, te, tok, sch = load_components(folder, device)
-
-    def fn(prompts, generator):
-        return sample_components(unet, te, tok, sch, prompts, steps=steps, guidance_scale=guidance_scale,
-                                 generator=generator, device=device)
-
-    return fn
-
-
-def image_grid(images: torch.Tensor, ncols: int, labels: Optional[Sequence[str]] = None, scale: int = 2):
-    """PIL grid of ``(N, 3, H, W)`` images in [0, 1]; one label per row drawn on the left."""
-    from PIL import Image, ImageDraw
-
-    n, _, h, w = images.shape
-    nrows = math.ceil(n / ncols)
-    lw = 230 if labels else 0
-    H, W = h * scale, w * scale
-    canvas = Image.new("RGB", (lw + ncols * (W + 2), nrows * (H + 2)), "white")
-    arr = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    draw = ImageDraw.Draw(canvas)
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        tile = Image.fromarray(arr[i]).resize((W, H), Image.NEAREST)
-        canvas.paste(tile, (lw + c * (W + 2), r * (H + 2)))
-    if labels:
-        for r, text in enumerate(labels[:nrows]):
-            draw.text((4, r * (H + 2) + H // 2 - 5), text, fill="black")
-    return canvas
 
 
 def plot_loss(rows: Sequence[tuple[int, float]], path: Path, title: str = "training loss (MSE on epsilon)") -> None:
@@ -289,7 +223,7 @@ SAMPLE_PROMPTS = [
 
 
 def save_model_folder(folder: Path, text_encoder, tokenizer, scheduler, ema: EMA,
-                      unet_template, metadata: dict, save_dtype: torch.dtype) -> None:
+                      unet_template, metadata: dict, save_dtype: torch.dtype, vae=None) -> None:
     """Write the diffusers-layout prior folder with the EMA weights."""
     import copy
 
@@ -302,7 +236,10 @@ def save_model_folder(folder: Path, text_encoder, tokenizer, scheduler, ema: EMA
     tokenizer.save_pretrained(folder / "tokenizer")
     (folder / "tokenizer" / "vocab.txt").write_text("\n".join(model.token_list()) + "\n")
     scheduler.save_pretrained(folder / "scheduler")
-    (folder / "model_index.json").write_text(json.dumps(model.model_index(), indent=2) + "\n")
+    if vae is not None:
+        vae.to(save_dtype).save_pretrained(folder / "vae", safe_serialization=True)
+        vae.float()
+    (folder / "model_index.json").write_text(json.dumps(model.model_index(vae=vae is not None), indent=2) + "\n")
     (folder / "pds_prior.json").write_text(json.dumps(metadata, indent=2) + "\n")
 
 
@@ -339,10 +276,19 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
         src = Path(cfg.init_from)
         unet = UNet2DConditionModel.from_pretrained(src / "unet", torch_dtype=torch.float32).to(device)
         text_encoder = AutoModel.from_pretrained(src / "text_encoder", dtype=torch.float32).to(device)
-    else:
+    vae, sf = None, 1.0
+    if cfg.vae:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(cfg.vae, torch_dtype=torch.float32).to(device).eval().requires_grad_(False)
+        sf = float(vae.config.scaling_factor)
+    space_res = cfg.model.resolution // (2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1)
+    space_ch = vae.config.latent_channels if vae is not None else 3
+    if not cfg.init_from:
         text_encoder = model.build_text_encoder(cfg.model.text, len(tokenizer)).to(device)
-        unet = model.build_unet(cfg.model.unet, cfg.model.text.hidden_size, cfg.model.resolution).to(device)
-    scheduler = model.build_scheduler(cfg.prediction_type)
+        unet_cfg = replace(ARCHS[cfg.arch] if cfg.arch else cfg.model.unet, text_pool=cfg.text_pool)
+        unet = model.build_unet(unet_cfg, cfg.model.text.hidden_size, space_res, space_ch).to(device)
+    scheduler = model.build_scheduler(cfg.prediction_type, clip_sample=vae is None)
     n_unet = sum(p.numel() for p in unet.parameters())
     n_text = sum(p.numel() for p in text_encoder.parameters())
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -351,7 +297,7 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
     ema = EMA([unet, text_encoder], cfg.ema_decay)
     g_data = torch.Generator(device=device).manual_seed(cfg.seed)
     g_cpu = torch.Generator().manual_seed(cfg.seed + 1)
-    tokens = Tokens(tokenizer)
+    tokens = PromptTokens(tokenizer)
     ac = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
     losses: list[tuple[int, float]] = []
     step = 0
@@ -386,6 +332,8 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
     t_train = time.time()
     step_start = step
     budget = None if deadline is None else max(deadline - t_train, 1.0)
+    cpu_budget = None if cfg.max_cpu_minutes is None else 60.0 * cfg.max_cpu_minutes
+    cpu0 = time.process_time()
     chunk: list = []
     running = None
     stop_reason = "steps"
@@ -393,8 +341,14 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
         if deadline is not None and time.time() >= deadline:
             stop_reason = "deadline"
             break
+        if cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget:
+            stop_reason = "cpu budget"
+            break
         if not chunk:
             imgs, caps, _ = data.sample_batch(cfg.batch_size * cfg.data_chunk, g_data, device, cpu_generator=g_cpu)
+            if vae is not None:  # latents of the chunk, one encoder pass (frozen VAE, no gradient)
+                with torch.no_grad():
+                    imgs = vae.encode(imgs * 2 - 1).latent_dist.sample(generator=g_data) * sf
             drop = torch.rand(len(caps), generator=g_cpu) < cfg.cond_dropout
             caps = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
             ids = tokens(caps, device)
@@ -404,9 +358,11 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
         progress = step / cfg.steps
         if budget is not None:
             progress = max(progress, (time.time() - t_train) / budget)
+        if cpu_budget is not None:
+            progress = max(progress, (time.process_time() - cpu0) / cpu_budget)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(progress, step, cfg)
-        x0 = imgs * 2 - 1
+        x0 = imgs if vae is not None else imgs * 2 - 1
         noise = torch.randn(x0.shape, generator=g_data, device=device)
         if cfg.offset_noise:
             noise = noise + cfg.offset_noise * torch.randn((x0.shape[0], x0.shape[1], 1, 1), generator=g_data, device=device)
@@ -416,8 +372,14 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
             emb = text_encoder(ids)[0]
             pred = unet(x_t, t, encoder_hidden_states=emb).sample
-        target = noise if cfg.prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * x0
-        loss = F.mse_loss(pred.float(), target)
+        target = noise if cfg.prediction_type == "epsilon" else maths.v_target(x0, noise, a)
+        per_sample = (pred.float() - target).pow(2).flatten(1).mean(1)
+        if cfg.min_snr_gamma:
+            snr = (a / (1 - a)).flatten()
+            w = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1 if cfg.prediction_type == "v_prediction" else snr)
+            loss = (w * per_sample).mean()
+        else:
+            loss = per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -450,56 +412,86 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
     # model folder (EMA weights)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     training = {
-        "command": "python -m pds.embedded.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "reproduce": f"python -m pds.embedded.train --out OUT --device {cfg.device} --batch-size {cfg.batch_size} "
-                     f"--steps {step} --seed {cfg.seed}" + (f" --preset gpu" if device.type == "cuda" else ""),
+        "command": "python -m tools.prior.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "reproduce": f"python -m tools.prior.train --out OUT --device {cfg.device} --batch-size {cfg.batch_size} "
+                     f"--steps {step} --seed {cfg.seed}" + (" --preset gpu" if device.type == "cuda" else ""),
         "seed": cfg.seed, "steps": step, "batch_size": cfg.batch_size, "samples_seen": step * cfg.batch_size,
         "wall_time_s": round(train_wall, 1), "device": dev_name, "bf16_autocast": use_bf16,
         "final_loss": round(final_loss, 5), "lr": cfg.lr, "ema_decay": cfg.ema_decay, "cond_dropout": cfg.cond_dropout,
         "torch": torch.__version__, "params": {"unet": n_unet, "text_encoder": n_text},
-        "architecture": asdict(cfg.model),
+        "architecture": {**asdict(cfg.model), "unet": asdict(replace(ARCHS[cfg.arch] if cfg.arch else cfg.model.unet, text_pool=cfg.text_pool)),
+                         "space": "latent" if vae is not None else "pixel"},
+        "prediction_type": cfg.prediction_type, "min_snr_gamma": cfg.min_snr_gamma,
     }
     folder = out / "model"
-    save_model_folder(folder, text_encoder, tokenizer, scheduler, ema, unet, model.prior_metadata(training),
-                      getattr(torch, cfg.save_dtype))
+    save_model_folder(folder, text_encoder, tokenizer, scheduler, ema, unet, model.prior_metadata(training, latent=vae is not None),
+                      getattr(torch, cfg.save_dtype), vae=vae)
     log(f"saved model folder {folder} ({sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6:.1f} MB)")
 
-    # sample grid with the EMA weights
-    import copy
+    # sample grid through the public path (pds.load_prior + pds.sampling.sample), EMA weights
+    import pds
+    from pds.sampling import sample
 
-    su, st = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
-    ema.copy_to([su, st])
+    prior = pds.load_prior(str(folder), device=device, dtype=torch.float32)
     g = torch.Generator(device=device).manual_seed(1234)
     per = 4
     prompts = [p for p in SAMPLE_PROMPTS for _ in range(per)]
-    imgs = sample_components(su, st, tokenizer, scheduler, prompts, steps=cfg.sample_steps,
-                             guidance_scale=cfg.sample_guidance, generator=g, device=device,
-                             autocast_dtype=torch.bfloat16 if use_bf16 else None)
-    image_grid(imgs.float().cpu(), per * 2, [f"{a} | {b}" for a, b in zip(SAMPLE_PROMPTS[::2], SAMPLE_PROMPTS[1::2])]).save(out / "samples.png")
+    imgs = torch.cat([sample(prior, prompts[i:i + 32], steps=cfg.sample_steps, guidance_scale=cfg.sample_guidance,
+                             generator=g) for i in range(0, len(prompts), 32)])
+    image_grid(imgs.float().cpu(), per * 2, [f"{a} | {b}" for a, b in zip(SAMPLE_PROMPTS[::2], SAMPLE_PROMPTS[1::2])],
+               scale=2).save(out / "samples.png")
     log(f"wrote samples.png ({len(prompts)} samples, {cfg.sample_steps} DDIM steps, guidance {cfg.sample_guidance}); "
         f"final loss {final_loss:.4f}; total {time.time() - t_start:.0f} s")
+    if cfg.eval_n:
+        ev = probe_eval(folder, n_per_combo=cfg.eval_n, steps=25, guidance_scale=cfg.sample_guidance)
+        ev.update(steps=step, samples_seen=step * cfg.batch_size, train_wall_s=round(train_wall, 1), final_loss=final_loss)
+        (out / "eval.json").write_text(json.dumps(ev, indent=2) + "\n")
+        log(f"probe (held-out, n={ev['held_out']['n']}): colour {ev['held_out']['color']:.2f} shape "
+            f"{ev['held_out']['shape']:.2f} white bg {ev['held_out']['background']:.2f}; seen: colour "
+            f"{ev['seen']['color']:.2f} shape {ev['seen']['shape']:.2f} white bg {ev['seen']['background']:.2f}")
     log_f.close()
     return folder
 
 
+def probe_eval(folder, *, n_per_combo: int = 4, seeds: Sequence[int] = (0, 1), steps: int = 25,
+               guidance_scale: float = 7.5) -> dict:
+    """Probe-judged quality of a model folder through the public path (``pds.load_prior`` +
+    ``pds.sampling.sample``): held-out and seen (colour, shape) pairs on the implicit white
+    background. Returns ``{"held_out": {...}, "seen": {...}, "sampler": ...}``."""
+    import pds
+    from . import probe as probe_mod
+
+    prior = pds.load_prior(str(folder), device="cpu", dtype=torch.float32)
+    pr = probe_mod.load_probe()
+    fn = probe_mod.prior_sample_fn(prior, steps=steps, guidance_scale=guidance_scale)
+    t0 = time.time()
+    held = probe_mod.held_out_quality(fn, pr, n_per_combo=n_per_combo, seeds=seeds)
+    seen = probe_mod.held_out_quality(fn, pr, combos=probe_mod.SEEN_EXAMPLES, n_per_combo=n_per_combo, seeds=seeds)
+    return {"held_out": held, "seen": seen, "sampler": f"pds.sampling.sample, {steps} DDIM steps, guidance {guidance_scale}",
+            "seeds": list(seeds), "eval_seconds": round(time.time() - t0, 1)}
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m pds.embedded.train", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m tools.prior.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="run folder (model/, loss.csv, loss.png, samples.png, train.log)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="defaults for 'cpu' (2 cores, < 2 h) or 'gpu' (CUDA, bf16); default: cpu")
     for f in ("device", "batch_size", "steps", "lr", "warmup_steps", "ema_decay", "cond_dropout", "seed",
-              "max_minutes", "deadline_unix", "checkpoint_every", "log_every", "data_chunk", "num_threads",
-              "sample_steps", "sample_guidance", "save_dtype", "prediction_type", "offset_noise", "init_from"):
+              "max_minutes", "deadline_unix", "max_cpu_minutes", "checkpoint_every", "log_every", "data_chunk", "num_threads",
+              "sample_steps", "sample_guidance", "save_dtype", "prediction_type", "offset_noise", "init_from",
+              "vae", "arch", "min_snr_gamma", "eval_n"):
         default = TrainConfig.__dataclass_fields__[f].default
         typ = type(default) if default is not None else float
         if f in ("num_threads",):
             typ = int
-        if f in ("init_from",):
+        if f in ("init_from", "vae", "arch"):
             typ = str
         p.add_argument("--" + f.replace("_", "-"), type=typ, default=None, help=f"(default {default})")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on CUDA)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--text-pool", action=argparse.BooleanOptionalAction, default=None,
+                   help="pooled text embedding added to the timestep embedding")
     a = p.parse_args(argv)
     base = dict(PRESETS[a.preset or ("gpu" if a.device == "cuda" else "cpu")])
     base.update({k: v for k, v in vars(a).items() if v is not None and k not in ("preset",)})

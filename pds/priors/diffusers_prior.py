@@ -1,6 +1,6 @@
-"""Diffusion priors: the protocol the distiller needs, and one implementation over diffusers.
+"""The diffusers implementation of the prior protocols, and :func:`load_prior`.
 
-A *prior* is anything with the attributes of :class:`Prior`. :class:`DiffusersPrior` wraps the
+A *prior* is anything with the attributes of :class:`pds.priors.Prior`. :class:`DiffusersPrior` wraps the
 components of a Stable-Diffusion-layout folder (``unet/``, ``text_encoder/``, ``tokenizer/``,
 ``scheduler/``, optional ``vae/``) and works in latent space when there is a VAE and in pixel
 space when there is none. :func:`load_prior` resolves a name (embedded priors shipped in
@@ -9,17 +9,22 @@ space when there is none. :func:`load_prior` resolves a name (embedded priors sh
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import threading
 import warnings
 from pathlib import Path
-from typing import Optional, Protocol, Sequence, Union, runtime_checkable
+from typing import Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-EMBEDDED_DIR = Path(__file__).resolve().parent / "priors"
+from .. import maths
+from .metadata import MetadataError, PriorMetadata, read_metadata
+from .protocol import Conditioning
+
+EMBEDDED_DIR = Path(__file__).resolve().parent
 DEFAULT_PRIOR = "pds-tiny"
 
 
@@ -29,33 +34,6 @@ class PriorError(ValueError):
 
 class UnknownWordError(PriorError):
     """A prompt uses a word the prior's vocabulary does not contain."""
-
-
-@runtime_checkable
-class Prior(Protocol):
-    """What :class:`pds.Distiller` needs from a diffusion model.
-
-    Attributes:
-        scheduler: a diffusers scheduler (or any object) exposing ``alphas_cumprod``, ``betas``,
-            ``alphas`` (``(T,)`` tensors) and ``config.num_train_timesteps``.
-        resolution: side length in pixels of the images the prior was trained on; renders are
-            resized so that their short side matches it before encoding.
-    """
-
-    scheduler: object
-    resolution: int
-
-    def encode_prompt(self, prompts: Sequence[str]) -> Tensor:
-        """``N`` prompts → ``(N, L, D)`` embeddings (``""`` is the unconditional prompt)."""
-
-    def encode_images(self, images: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-        """``(B, 3, H, W)`` images in ``[0, 1]`` → latents ``(B, C, h, w)`` (differentiable)."""
-
-    def decode_latents(self, latents: Tensor) -> Tensor:
-        """Latents → ``(B, 3, H, W)`` images in ``[0, 1]``."""
-
-    def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
-        """ε-prediction for ``x_t`` ``(N, C, h, w)`` at timesteps ``t`` ``(N,)`` with ``(N, L, D)`` embeddings."""
 
 
 def default_device() -> torch.device:
@@ -77,7 +55,45 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-_WORD = re.compile(r"[a-z0-9']+")
+# A word is a run of letters/digits in any script; every other visible character (punctuation,
+# emoji, symbols) is a token of its own, as a BERT-style tokenizer splits them.
+_TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_")
+
+
+def prompt_words(prompt: str) -> list[str]:
+    """The tokens a word-level tokenizer sees in ``prompt``: lower-case words (any script) and each
+    other visible character on its own (``"a red circle!"`` -> ``["a", "red", "circle", "!"]``)."""
+    return _TOKEN.findall(prompt.lower())
+
+
+def _shortened(items: Sequence[str], limit: int) -> str:
+    """``items`` joined with commas, the first ``limit`` of them and a count of the rest (an
+    error message stays one readable line for a 10,000-word vocabulary)."""
+    head = ", ".join(items[:limit])
+    return head if len(items) <= limit else f"{head} and {len(items) - limit} more"
+
+
+def tokenize(tokenizer, prompts: Sequence[str]) -> Tensor:
+    """``(N, L)`` int64 token ids of ``prompts``, padded to ``tokenizer.model_max_length`` and
+    truncated, without attention mask (as Stable Diffusion encodes prompts)."""
+    return tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length,
+                     truncation=True, return_tensors="pt")["input_ids"]
+
+
+class PromptTokens:
+    """:func:`tokenize` with a cache per distinct prompt (a training loop sees few distinct captions)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.cache: dict[str, Tensor] = {}
+
+    def __call__(self, prompts: Sequence[str], device=None) -> Tensor:
+        """``(N, L)`` token ids on ``device``."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if missing:
+            for p, row in zip(missing, tokenize(self.tokenizer, missing)):
+                self.cache[p] = row
+        return torch.stack([self.cache[p] for p in prompts]).to(device)
 
 
 class DiffusersPrior:
@@ -92,11 +108,12 @@ class DiffusersPrior:
         tokenizer: the matching tokenizer.
         scheduler: a diffusers scheduler giving the training beta schedule.
         vae: ``AutoencoderKL`` for latent-space models, ``None`` for pixel-space ones.
-        metadata: optional ``pds_prior.json`` contents (``vocabulary``, ``identifier_tokens``...).
+        metadata: a :class:`~pds.priors.metadata.PriorMetadata` (or the parsed ``pds_prior.json`` dict).
         device, dtype: where the networks run; the modules are moved there.
     """
 
-    def __init__(self, unet, text_encoder, tokenizer, scheduler, vae=None, metadata: Optional[dict] = None,
+    def __init__(self, unet, text_encoder, tokenizer, scheduler, vae=None,
+                 metadata: Union[PriorMetadata, Mapping, None] = None,
                  device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None):
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype or default_dtype(self.device)
@@ -105,7 +122,7 @@ class DiffusersPrior:
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         self.vae = self._place(vae) if vae is not None else None
-        self.metadata = dict(metadata or {})
+        self.metadata = metadata if isinstance(metadata, PriorMetadata) else PriorMetadata.from_json(metadata)
         self._use_fused_attention()
         if self.vae is not None:
             self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
@@ -113,13 +130,14 @@ class DiffusersPrior:
         else:
             self.vae_scale_factor = 1
             self.scaling_factor = 1.0
-        self.resolution = int(self.metadata.get("resolution", self.unet.config.sample_size * self.vae_scale_factor))
+        self.resolution = int(self.metadata.resolution or self.unet.config.sample_size * self.vae_scale_factor)
         self.prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise PriorError(f"prediction_type {self.prediction_type!r} is not supported; use an epsilon or v model")
         self._alphas_cumprod = scheduler.alphas_cumprod.to(torch.float32)
         self._embedding_cache: dict[str, Tensor] = {}
         self.unet_calls = 0  # forward passes of the UNet, for benchmarks and tests
+        self._output_checked = False  # see predict_noise: the first finite input's output is checked once
 
     def _place(self, module):
         """Move a frozen network to the prior's device and dtype (casting only when needed:
@@ -144,7 +162,7 @@ class DiffusersPrior:
     @property
     def vocabulary(self) -> Optional[list[str]]:
         """The words this prior knows, when it declares a closed vocabulary (embedded priors), else ``None``."""
-        vocab = self.metadata.get("vocabulary")
+        vocab = self.metadata.vocabulary
         return list(vocab) if vocab else None
 
     def check_prompt(self, prompt: str) -> None:
@@ -154,27 +172,34 @@ class DiffusersPrior:
         unknown: list[str] = []
         if vocab is not None:
             known = set(vocab)
-            unknown = [w for w in _WORD.findall(prompt.lower()) if w not in known]
+            unknown = list(dict.fromkeys(w for w in prompt_words(prompt) if w not in known))
         elif unk is not None and prompt:
             ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
             if unk in ids:
                 unknown = [w for w in prompt.split() if unk in self.tokenizer(w, add_special_tokens=False)["input_ids"]]
         if unknown:
-            known_list = ", ".join(sorted(vocab)) if vocab else "see the tokenizer"
+            known_list = _shortened(sorted(vocab), 40) if vocab else "see the tokenizer"
+            shown = prompt if len(prompt) <= 200 else prompt[:200] + "..."
             raise UnknownWordError(
-                f"prompt {prompt!r} uses word(s) {', '.join(repr(w) for w in unknown)} that this prior does not know "
+                f"prompt {shown!r} uses word(s) {_shortened([repr(w) for w in unknown], 10)} that this prior does not know "
                 f"(known words: {known_list}); rephrase, or pass --model with a prior that knows them"
             )
 
     def tokenize(self, prompts: Sequence[str]) -> Tensor:
         """``(N, L)`` token ids padded to the tokenizer's model length, on the prior's device.
 
-        The one tokenization of the project (no attention mask, as Stable Diffusion): sampling,
-        distillation and DreamBooth's text-encoder training all see prompts the same way.
+        The one tokenization of the project (:func:`tokenize`): sampling, distillation,
+        DreamBooth and the embedded prior's training all see prompts the same way.
         """
-        tok = self.tokenizer(list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt")
-        return tok["input_ids"].to(self.device)
+        return tokenize(self.tokenizer, prompts).to(self.device)
+
+    def embed_tokens(self, token_ids: Tensor) -> Tensor:
+        """``(N, L, D)`` text-encoder states of ``(N, L)`` token ids, with gradients (DreamBooth)."""
+        return self.text_encoder(token_ids)[0]
+
+    def clear_prompt_cache(self) -> None:
+        """Forget cached prompt embeddings (after the text encoder changed)."""
+        self._embedding_cache.clear()
 
     @torch.no_grad()
     def encode_prompt(self, prompts: Sequence[str]) -> Tensor:
@@ -204,7 +229,11 @@ class DiffusersPrior:
         Latent priors sample the VAE posterior (as the reference does) with ``generator``
         and scale by ``vae.config.scaling_factor``. Differentiable.
         """
-        x = self.resize(images.to(self.device)) * 2.0 - 1.0
+        return self.encode_images_at(self.resize(images.to(self.device)), generator)
+
+    def encode_images_at(self, images: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        """:meth:`encode_images` at the images' own size (DreamBooth trains at its own resolution)."""
+        x = images.to(self.device) * 2.0 - 1.0
         if self.vae is None:
             return x.float()
         dist = self.vae.encode(x.to(self.dtype)).latent_dist
@@ -222,16 +251,44 @@ class DiffusersPrior:
         return (x.float() / 2 + 0.5).clamp(0, 1)
 
     # ----------------------------------------------------------------- noise
-    def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
-        """One batched UNet forward; returns ε-prediction as float32 ``(N, C, h, w)``."""
+    def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Union[Tensor, Conditioning]) -> Tensor:
+        """One batched UNet forward; returns ε-prediction as float32 ``(N, C, h, w)``.
+
+        ``embeddings``: ``(N, L, D)`` hidden states, or a :class:`Conditioning` whose ``"hidden"``
+        entry is them and whose other entries go to the UNet as ``added_cond_kwargs`` (SDXL's
+        ``text_embeds`` and ``time_ids``)."""
         self.unet_calls += 1
-        out = self.unet(x_t.to(self.dtype), t.to(self.device), encoder_hidden_states=embeddings.to(self.dtype)).sample
+        extra = {}
+        if isinstance(embeddings, Conditioning):
+            rest = {k: v.to(self.device, self.dtype) for k, v in embeddings.tensors.items() if k != "hidden"}
+            extra = {"added_cond_kwargs": rest} if rest else {}
+            embeddings = embeddings.tensors["hidden"]
+        out = self.unet(x_t.to(self.dtype), t.to(self.device), encoder_hidden_states=embeddings.to(self.dtype),
+                        **extra).sample
         out = out.float()
+        if not self._output_checked:
+            self._check_first_output(x_t, embeddings, out)
         if self.prediction_type == "v_prediction":
-            # v = √ᾱ ε − √(1−ᾱ) x0  ⇒  ε = √ᾱ v + √(1−ᾱ) x_t  (Salimans & Ho 2022).
             a = self._alphas_cumprod.to(self.device)[t.to(self.device)].reshape(-1, 1, 1, 1)
-            out = a.sqrt() * out + (1 - a).sqrt() * x_t.float()
+            out = maths.eps_from_v(out, x_t.float(), a)
         return out
+
+    def _check_first_output(self, x_t: Tensor, embeddings: Tensor, out: Tensor) -> None:
+        """Raise :class:`PriorError` when the UNet turns finite input into NaN/inf.
+
+        Done once, on the first call with finite input (one reduction, one sync): a prior with
+        NaN weights, or one overflowing its dtype, would otherwise run to the end and write a
+        black result with exit status 0. Later calls are not checked; the distiller watches its
+        own gradients.
+        """
+        with torch.no_grad():
+            if not (bool(torch.isfinite(x_t).all()) and bool(torch.isfinite(embeddings).all())):
+                return  # a NaN input is the caller's problem, not evidence against the weights
+            self._output_checked = True
+            if not bool(torch.isfinite(out).all()):
+                raise PriorError(f"the prior's UNet predicts NaN or infinite values for finite input ({self.dtype}): "
+                                 f"its weights are corrupt or overflow this dtype; re-download or retrain the model, "
+                                 f"or load it in float32")
 
     @property
     def latent_channels(self) -> int:
@@ -239,7 +296,7 @@ class DiffusersPrior:
 
     def __repr__(self) -> str:
         space = "latent" if self.vae is not None else "pixel"
-        name = self.metadata.get("name", "diffusers prior")
+        name = self.metadata.name or "diffusers prior"
         return f"DiffusersPrior({name!r}, {space} space, {self.resolution}px, device={self.device}, dtype={self.dtype})"
 
 
@@ -272,6 +329,37 @@ def resolve_prior_path(name_or_path: Union[str, Path]) -> Union[Path, str]:
     )
 
 
+def _hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for no network access (read at call time: the hub
+    library reads it only once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the model hub (``HF_ENDPOINT``, default huggingface.co) accepts a TCP connection
+    within ``timeout`` seconds. The hub client would instead retry for half a minute and then
+    report a missing ``config.json``."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    # name resolution has no timeout of its own: the probe runs in a thread we stop waiting for
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
 def load_prior(
     name_or_path: Union[str, Path] = DEFAULT_PRIOR,
     device: Union[str, torch.device, None] = None,
@@ -302,27 +390,42 @@ def load_prior(
             if not (where / sub).is_dir():
                 raise PriorError(f"prior folder {str(where)!r} has no {sub}/ subfolder; it must be a complete "
                                  f"text-to-image diffusers model")
+    try:
+        metadata = read_metadata(where) if local else PriorMetadata()
+    except MetadataError as exc:
+        raise PriorError(f"{exc}; fix or delete the file") from None
     src = str(where)
     dev = torch.device(device) if device is not None else default_device()
     dt = dtype or default_dtype(dev)
+    # A folder never reaches for the hub; a hub id does only when the hub answers, so that an
+    # offline machine fails in seconds with a message that says so (or loads from the cache).
+    offline = local or _hub_offline() or not hub_reachable()
+    hub = {"local_files_only": True} if offline else {}
+    from diffusers.utils import is_accelerate_available
+
+    # diffusers asks for low-memory loading by default and warns on every load without accelerate
+    low_mem = {"low_cpu_mem_usage": is_accelerate_available()}
     try:
-        unet = UNet2DConditionModel.from_pretrained(src, subfolder="unet", torch_dtype=dt)
-        text_encoder = AutoModel.from_pretrained(src, subfolder="text_encoder", dtype=dt)
-        tokenizer = AutoTokenizer.from_pretrained(src, subfolder="tokenizer")
-        scheduler = DDIMScheduler.from_pretrained(src, subfolder="scheduler")
+        unet = UNet2DConditionModel.from_pretrained(src, subfolder="unet", torch_dtype=dt, **low_mem, **hub)
+        text_encoder = AutoModel.from_pretrained(src, subfolder="text_encoder", dtype=dt, **hub)
+        tokenizer = AutoTokenizer.from_pretrained(src, subfolder="tokenizer", **hub)
+        scheduler = DDIMScheduler.from_pretrained(src, subfolder="scheduler", **hub)
         vae = None
         if (where / "vae").is_dir() if local else True:
             try:
-                vae = AutoencoderKL.from_pretrained(src, subfolder="vae", torch_dtype=dt)
+                vae = AutoencoderKL.from_pretrained(src, subfolder="vae", torch_dtype=dt, **low_mem, **hub)
             except OSError:
                 if local:
                     raise  # a local vae/ folder that fails to load is corrupt, not absent
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = ("the model hub is unreachable from this machine: download the model elsewhere and pass its folder"
-                if not local else "the folder is incomplete or corrupt")
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        # RuntimeError & co.: a config that builds no network (negative channels, wrong types)
+        if isinstance(exc, RuntimeError) and ("allocate" in str(exc) or "out of memory" in str(exc)):
+            raise  # an exhausted machine, not a corrupt folder
+        if not local and offline:
+            why = "HF_HUB_OFFLINE is set" if _hub_offline() else "the model hub is unreachable from this machine"
+            raise PriorError(f"could not load prior {src!r}: {why} and it is not in the local hub cache; "
+                             f"download the model elsewhere and pass its folder (--model path/to/folder)") from exc
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        hint = "the folder is incomplete or corrupt" if local else "check the hub id"
         raise PriorError(f"could not load prior {src!r}: {first} ({hint})") from exc
-    metadata = {}
-    if local and (where / "pds_prior.json").is_file():
-        metadata = json.loads((where / "pds_prior.json").read_text())
     return DiffusersPrior(unet, text_encoder, tokenizer, scheduler, vae=vae, metadata=metadata, device=dev, dtype=dt)

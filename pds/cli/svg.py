@@ -17,13 +17,18 @@ behind. Ctrl-C during the optimisation writes the current result and exits with 
 from __future__ import annotations
 
 import os
+import re
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import click
+
+from .. import methods
+from . import EXIT_INTERRUPTED, SEED, CLIError, FiniteFloat, one_line, parse_device, quiet_libraries, run
+from ..svg.editing import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_T_RANGE
+from ..util.images import png_bytes, to_uint8
 
 __all__ = ["STYLE_PRESETS", "cli", "main"]
 
@@ -33,46 +38,13 @@ STYLE_PRESETS = {
     "iconography": ". minimal flat 2d vector image. lineal color. trending on artstation",
 }
 
-#: Exit status for every user error (bad input, bad option, unreadable model...).
-EXIT_USAGE = 2
-#: Exit status after Ctrl-C (the current result is still written by ``edit``).
-EXIT_INTERRUPTED = 130
-
-
-class CLIError(click.ClickException):
-    """A user error: printed as one line, exit status 2."""
-
-    exit_code = EXIT_USAGE
-
-
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
 class _Group(click.Group):
-    """A click group whose errors are one line on stderr (exit status 2) and never a traceback."""
+    """A click group behind the package's error boundary (:func:`pds.cli.run`): errors are one
+    line on stderr (exit status 2), never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        from .parse import SVGError
-
-        try:
-            from ..prior import PriorError
-        except ImportError:  # pragma: no cover - foundation missing
-            PriorError = SVGError  # noqa: N806
         prog = "pds-svg"  # the console script name, whatever invoked us
-        code = 0
-        try:
-            rv = super().main(args, prog, complete_var, standalone_mode=False, **extra)
-            code = rv if isinstance(rv, int) else 0
-        except click.exceptions.Abort:
-            click.echo(f"{prog}: interrupted", err=True)
-            code = EXIT_INTERRUPTED
-        except click.ClickException as e:
-            click.echo(f"{prog}: error: {_one_line(e.format_message())}", err=True)
-            code = EXIT_USAGE
-        except (SVGError, PriorError) as e:
-            click.echo(f"{prog}: error: {_one_line(e)}", err=True)
-            code = EXIT_USAGE
+        code = run(prog, lambda: super(_Group, self).main(args, prog, complete_var, standalone_mode=False, **extra))
         if standalone_mode:
             sys.exit(code)
         return code
@@ -81,7 +53,7 @@ class _Group(click.Group):
 def _echo_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
     seen = set()
     for w in caught:
-        msg = _one_line(w.message)
+        msg = one_line(w.message)
         if msg not in seen:
             seen.add(msg)
             click.echo(f"pds-svg: warning: {msg}", err=True)
@@ -89,8 +61,8 @@ def _echo_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
 
 def _load_scene(path: str, **kwargs):
     """Load an SVG, reporting parser warnings as one line each."""
-    from .parse import SVGError
-    from .scene import SVGScene
+    from ..svg.parse import SVGError
+    from ..svg.scene import SVGScene
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -118,12 +90,19 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _check_output(path: Path, inputs: Sequence[Path], what: str = "output") -> Path:
-    """Refuse to overwrite an input and check that the folder exists and is writable."""
+    """Refuse to overwrite an input or a special file (a device, a FIFO: it would be replaced by
+    a regular file) and check that the folder exists and is writable, before any work starts."""
+    from ..util.files import OutputError, check_replaceable
+
     for i in inputs:
         if _same_file(path, i):
             raise CLIError(f"{what} {path} is the input file; choose another name (the input is never overwritten)")
     if path.exists() and path.is_dir():
         raise CLIError(f"cannot write {what} {path}: it is a directory")
+    try:
+        check_replaceable(path)
+    except OutputError as e:
+        raise CLIError(f"{what}: {e}") from None
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CLIError(f"cannot write {what} {path}: folder {parent} does not exist")
@@ -132,54 +111,66 @@ def _check_output(path: Path, inputs: Sequence[Path], what: str = "output") -> P
     return path
 
 
+#: Names of progress frames (``frame_00012.png``), as ``edit`` writes them.
+_FRAME_NAME = re.compile(r"frame_\d{5,}\.png")
+
+
+def _check_frames(folder: Path, others: Sequence[Path]) -> None:
+    """Refuse a ``--frames`` folder where a frame would replace the input, another output or a
+    special file (frames are written while the edit runs, one file per saved step)."""
+    from ..util.files import OutputError, check_replaceable
+
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"--frames {folder} exists and is not a folder")
+    parent = folder if folder.exists() else folder.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot create frames folder {folder}")
+    where = folder.resolve()
+    for other in others:
+        for candidate in {other, other.resolve()}:  # a symlink into the folder counts too
+            if candidate.parent.resolve() == where and _FRAME_NAME.fullmatch(candidate.name):
+                raise CLIError(f"--frames {folder} would overwrite {other} (frames are named frame_NNNNN.png); "
+                               f"choose another folder")
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if _FRAME_NAME.fullmatch(entry.name):
+                try:
+                    check_replaceable(entry)
+                except OutputError as e:
+                    raise CLIError(f"--frames: {e}") from None
+
+
 def _write_atomic(path: Path, data, what: str) -> None:
-    from .write import atomic_write
+    from ..util.files import OutputError, atomic_write
 
     try:
         atomic_write(path, data)
+    except OutputError as e:  # already names the path and the reason
+        raise CLIError(str(e)) from None
     except OSError as e:
         raise CLIError(f"cannot write {what} {path}: {e.strerror or e}") from None
 
 
-def _png_bytes(image) -> bytes:
-    """``(3, H, W)`` float tensor in ``[0, 1]`` → PNG bytes."""
-    import imageio.v3 as iio
-    import numpy as np
-
-    arr = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    return iio.imwrite("<bytes>", arr, extension=".png")
-
-
-def _to_uint8(image):
-    import numpy as np
-
-    if image.dim() == 4:
-        image = image[0]
-    return (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-
-
 def _write_video(path: Path, frames: List, fps: float) -> None:
-    """Write frames as GIF (Pillow) or MP4 (imageio-ffmpeg) through a temporary file + rename."""
+    """Write uint8 frames as GIF (Pillow) or MP4 (imageio-ffmpeg), atomically."""
     import imageio.v3 as iio
+
+    from ..util.files import OutputError, atomic_write_with
 
     suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=str(path.parent))
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         if suffix == ".gif":
             iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
         else:
             iio.imwrite(tmp, frames, extension=suffix, fps=fps)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise CLIError(f"cannot write video {path}: {e.strerror or e}") from None
-        raise
+
+    try:
+        atomic_write_with(path, write, suffix=suffix)
+    except OutputError as e:
+        raise CLIError(str(e)) from None
+    except OSError as e:
+        raise CLIError(f"cannot write video {path}: {e.strerror or e}") from None
 
 
 def _video_supported(path: Path) -> None:
@@ -208,42 +199,15 @@ def resolve_style(style: str, prior) -> str:
     if key in STYLE_PRESETS:
         return STYLE_PRESETS[key]
     if key == "auto":
-        meta = getattr(prior, "metadata", None) or {}
-        if meta.get("style_suffix") is not None:
-            return str(meta["style_suffix"])
+        from ..priors import metadata_of
+
+        suffix = metadata_of(prior).style_suffix
+        if suffix is not None:
+            return suffix
         if getattr(prior, "vocabulary", None):
             return ""
         return STYLE_PRESETS["iconography"]
     return style
-
-
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        from ..prior import default_device
-
-        return default_device()
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise CLIError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:1 or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise CLIError("--device mps was asked for but MPS is not available; use --device cpu")
-    return dev
-
-
-def _quiet_library_progress() -> None:
-    """Silence transformers/diffusers weight-loading bars: our own bar reports the optimisation."""
-    for module in ("transformers.utils.logging", "diffusers.utils.logging"):
-        try:
-            import importlib
-
-            importlib.import_module(module).disable_progress_bar()
-        except Exception:  # noqa: BLE001 - optional cosmetics
-            pass
 
 
 # ------------------------------------------------------------------------------------------------
@@ -274,7 +238,7 @@ def render(input: Path, output: Optional[Path], size: int, samples: int):
     scene = _load_scene(str(input), samples=samples)
     with torch.no_grad():
         image = scene.render(size)
-    _write_atomic(output, _png_bytes(image), "image")
+    _write_atomic(output, png_bytes(image), "image")
     w, h = scene.canvas_size(size)
     click.echo(f"wrote {output} ({w}x{h})", err=True)
 
@@ -291,8 +255,29 @@ def info(input: Path):
     click.echo("ids: " + (" ".join(ids) if ids else "(none)"))
 
 
+def _check_render_memory(scene, size: int, device) -> None:
+    """Refuse a render size whose differentiable render would not fit in the free memory of
+    ``device`` (an estimate, :func:`pds.util.memory.render_bytes`), before the model loads."""
+    from ..util import memory
+
+    w, h = scene.canvas_size(size)
+    need = memory.render_bytes(w, h, scene.samples)
+    free = memory.available_bytes(device)
+    if free is not None and need > free:
+        raise CLIError(f"--size {size} needs about {need / 2**30:.1f} GiB to optimise ({w}x{h} px) but "
+                       f"{free / 2**30:.1f} GiB is free on {device}; pass a smaller --size")
+
+
+def _check_visible(scene) -> None:
+    """Refuse an edit whose optimised elements draw nothing on the canvas (all outside it, or
+    degenerate): the loss would not depend on them and the optimiser could not move them."""
+    if not scene.render_rgba().requires_grad:
+        raise CLIError("nothing to optimise: the selected elements draw nothing on the canvas (outside the "
+                       "viewBox, zero-sized or with coordinates too large); check the file or --only")
+
+
 def _parse_optimize(value: str) -> List[str]:
-    from .scene import normalize_kinds
+    from ..svg.scene import normalize_kinds
 
     try:
         return list(normalize_kinds(value))
@@ -308,19 +293,22 @@ def _parse_optimize(value: str) -> List[str]:
               help="Edited SVG to write; a PNG of it is written next to it.")
 @click.option("--model", default="pds-tiny", show_default=True,
               help="Prior: embedded name, diffusers folder (e.g. a DreamBooth output) or hub id.")
-@click.option("--method", type=click.Choice(["pds", "sds", "dds"]), default="pds", show_default=True)
+@click.option("--method", type=click.Choice(list(methods.names())), default=methods.names()[0], show_default=True,
+              help=methods.help_text())
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Optimizer steps [default: the prior's edit_steps (300 for pds-tiny), else 1000 as the reference].")
-@click.option("--guidance", type=float, default=100.0, show_default=True,
-              help="Classifier-free guidance scale. On pds-tiny, 300 lets PDS finish edits that change most of "
-                   "the picture (backgrounds); 100 keeps identity best otherwise.")
-@click.option("--t-min", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--t-max", type=click.FloatRange(0, 1), default=0.98, show_default=True)
-@click.option("--lr-points", type=click.FloatRange(min=0), default=None,
+              help=f"Optimizer steps [default: the prior's edit.steps, else {DEFAULT_STEPS} as the reference].")
+@click.option("--guidance", type=FiniteFloat(), default=None,
+              help=f"Classifier-free guidance scale [default: the prior's edit.guidance_scale, else {DEFAULT_GUIDANCE:g} "
+                   f"as the reference].")
+@click.option("--t-min", type=click.FloatRange(0, 1), default=None,
+              help=f"Lowest timestep, a fraction of the schedule [default: the prior's edit.t_min, else {DEFAULT_T_RANGE[0]:g}].")
+@click.option("--t-max", type=click.FloatRange(0, 1), default=None,
+              help=f"Highest timestep [default: the prior's edit.t_max, else {DEFAULT_T_RANGE[1]:g}].")
+@click.option("--lr-points", type=FiniteFloat(min=0), default=None,
               help="Adam lr for geometry in user units [default: 0.8 px at 512 px].")
-@click.option("--lr-color", type=click.FloatRange(min=0), default=None, help="Adam lr for colours [default: 0.01].")
-@click.option("--lr-width", type=click.FloatRange(min=0), default=None, help="Adam lr for stroke widths.")
-@click.option("--lr-opacity", type=click.FloatRange(min=0), default=None, help="Adam lr for opacities [0.01].")
+@click.option("--lr-color", type=FiniteFloat(min=0), default=None, help="Adam lr for colours [default: 0.01].")
+@click.option("--lr-width", type=FiniteFloat(min=0), default=None, help="Adam lr for stroke widths.")
+@click.option("--lr-opacity", type=FiniteFloat(min=0), default=None, help="Adam lr for opacities [0.01].")
 @click.option("--optimize", "optimize", default="points,fill,stroke", show_default=True,
               help="Comma list of points, fill, stroke, width, opacity.")
 @click.option("--only", multiple=True, metavar="ID",
@@ -330,7 +318,7 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--png-size", type=_SIZE, default=512, show_default=True, help="Size of the PNG written next to the SVG.")
 @click.option("--style", default="auto", show_default=True,
               help="Suffix for both prompts: 'iconography', 'none', 'auto' or free text used as is.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--frames", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to save progress frames (PNG) into.")
@@ -338,10 +326,10 @@ def _parse_optimize(value: str) -> List[str]:
               help="Save the optimisation as a .gif (or .mp4 with imageio-ffmpeg).")
 @click.option("--frame-every", type=click.IntRange(min=1), default=None,
               help="Save a frame every N steps [default: about 100 frames].")
-@click.option("--fps", type=click.FloatRange(min=0.1), default=20.0, show_default=True)
+@click.option("--fps", type=FiniteFloat(min=0.1, max=1000), default=20.0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: Optional[int],
-         guidance: float, t_min: float, t_max: float, lr_points, lr_color, lr_width, lr_opacity, optimize: str,
+         guidance: Optional[float], t_min: Optional[float], t_max: Optional[float], lr_points, lr_color, lr_width, lr_opacity, optimize: str,
          only: Sequence[str], size: Optional[int], png_size: int, style: str, seed: int, device: str,
          frames: Optional[Path], video: Optional[Path], frame_every: Optional[int], fps: float, quiet: bool):
     """Edit INPUT so that it matches --tgt, with a diffusion prior (PDS by default)."""
@@ -352,7 +340,7 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
         raise CLIError("--src is empty; describe the input image")
     if not tgt_prompt.strip():
         raise CLIError("--tgt is empty; describe the result you want")
-    if not t_min < t_max:
+    if t_min is not None and t_max is not None and not t_min < t_max:
         raise CLIError(f"--t-min ({t_min}) must be smaller than --t-max ({t_max})")
     if output.suffix.lower() != ".svg":
         raise CLIError(f"output {output} must end with .svg (a PNG is written next to it)")
@@ -363,21 +351,19 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
         _check_output(video, [input, output, png], "video")
         _video_supported(video)
     if frames is not None:
-        if frames.exists() and not frames.is_dir():
-            raise CLIError(f"--frames {frames} exists and is not a folder")
-        parent = frames if frames.exists() else frames.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise CLIError(f"cannot create frames folder {frames}")
+        _check_frames(frames, [p for p in (input, output, png, video) if p is not None])
     kinds = _parse_optimize(optimize)
-    dev = _device(device)
+    dev = parse_device(device)
     scene = _load_scene(str(input), device=dev, only=list(only) or None, optimize=kinds)
     if not any(t.requires_grad for ts in scene.parameters().values() for t in ts):
         raise CLIError(f"nothing to optimise: the selection has no {', '.join(kinds)} parameters"
                        + (f" in elements {', '.join(only)}" if only else ""))
+    if size is not None:
+        _check_render_memory(scene, size, dev)
 
     import pds
 
-    _quiet_library_progress()
+    quiet_libraries()
     prior = pds.load_prior(model, device=dev)
     suffix = resolve_style(style, prior)
     src_full, tgt_full = src_prompt.strip() + suffix, tgt_prompt.strip() + suffix
@@ -385,19 +371,22 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
         if hasattr(prior, "check_prompt"):
             prior.check_prompt(p)  # UnknownWordError → one-line error
     scene.render_size = int(size) if size is not None else int(getattr(prior, "resolution", 256))
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    try:
-        distiller = pds.Distiller(prior, method=method, guidance_scale=guidance, t_range=(t_min, t_max),
-                                  generator=generator)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    if size is None:
+        _check_render_memory(scene, scene.render_size, dev)
+    _check_visible(scene)
+    from ..svg.editing import edit_scene, resolve_settings
+
     present = scene.parameters()
     rates = {"points": lr_points, "fill": lr_color, "stroke": lr_color, "stroke_width": lr_width,
              "opacity": lr_opacity}
-    lr = {k: v for k, v in rates.items() if v is not None and k in present} or None
-
-    if steps is None:
-        steps = int(getattr(prior, "metadata", {}).get("edit_steps", 1000))
+    try:
+        settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, t_min=t_min, t_max=t_max,
+                                    learning_rates={k: v for k, v in rates.items() if v is not None and k in present},
+                                    kinds=kinds, seed=seed)
+        pds.Distiller(prior, method=method, guidance_scale=settings.guidance_scale, t_range=settings.t_range)
+    except ValueError as e:  # bad values the option types let through (a NaN guidance, say)
+        raise CLIError(str(e)) from None
+    steps = settings.steps
 
     # ---- optimise ---------------------------------------------------------------------------------
     every = frame_every or max(1, steps // 100)
@@ -407,10 +396,10 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
 
     def keep(step: int, image) -> None:
         if video is not None:
-            video_frames.append(_to_uint8(image))
+            video_frames.append(to_uint8(image))
         if frames is not None:
             img = image[0] if image.dim() == 4 else image
-            _write_atomic(frames / f"frame_{step:05d}.png", _png_bytes(img), "frame")
+            _write_atomic(frames / f"frame_{step:05d}.png", png_bytes(img), "frame")
 
     if frames is not None or video is not None:
         with torch.no_grad():
@@ -421,16 +410,18 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
             with torch.no_grad():
                 keep(step + 1, scene.render())
 
-    result = distiller.optimize(scene, None, src_full, tgt_full, steps=steps, lr=lr, callback=callback,
-                                progress=not quiet, generator=generator)
+    result = edit_scene(scene, prior, src_full, tgt_full, settings, callback=callback, progress=not quiet)
 
     # ---- write results (atomically) ------------------------------------------------------------
-    _write_atomic(output, scene.to_svg(), "SVG")
+    # Everything is encoded first and the video (the writer most likely to fail) goes first, so a
+    # failure leaves no SVG without its PNG behind.
+    svg_text = scene.to_svg()
     with torch.no_grad():
-        image = scene.render(png_size)
-    _write_atomic(png, _png_bytes(image), "image")
+        png_data = png_bytes(scene.render(png_size))
     if video is not None and video_frames:
         _write_video(video, video_frames, fps)
+    _write_atomic(output, svg_text, "SVG")
+    _write_atomic(png, png_data, "image")
     last = f", final loss {result.losses[-1]:.4g}" if result.losses else ""
     written = ", ".join(str(p) for p in (output, png, video) if p is not None)
     if result.interrupted:
@@ -442,7 +433,7 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Console entry point ``pds-svg`` (``pds.svg.cli:main``)."""
+    """Console entry point ``pds-svg`` (``pds.cli.svg:main``)."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="pds-svg")
 
 

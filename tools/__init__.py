@@ -1,0 +1,1 @@
+"""Developer tools kept in the repository but out of the installed ``pds`` package."""
