@@ -4,7 +4,7 @@ Nothing here loads a model or holds state: every function takes the diffusion sc
 (``alphas_cumprod``, ``betas``) and already-computed noise predictions, so the algebra can be
 read, tested and reused on its own. :class:`pds.Distiller` wires these to a prior.
 
-Notation follows the PDS paper (Koo, Park, Sung, CVPR 2024) and ``PDS_NOTES.md``:
+Notation follows the PDS paper (Koo, Park, Sung, CVPR 2024) and ``docs/PDS_NOTES.md``:
 
 * ``x0`` is a clean image or latent, ``ᾱ_t = alphas_cumprod[t]``;
 * ``x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε`` (the forward process, DDPM eq. 4);

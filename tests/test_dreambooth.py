@@ -163,7 +163,7 @@ def test_prompts_and_learning_rate(tiny_prior, tiny_latent_prior):
     assert check_prompts(tiny_latent_prior, "a photo of a qwv man", "a photo of a man", True) == []
     assert default_learning_rate(tiny_latent_prior) == db.SD_LEARNING_RATE
     assert default_learning_rate(tiny_prior) == db.EMBEDDED_LEARNING_RATE
-    meta = dict(tiny_prior.metadata, dreambooth={"learning_rate": 3e-4})
+    meta = dict(tiny_prior.metadata.to_json(), dreambooth={"learning_rate": 3e-4})
     assert default_learning_rate(type("P", (), {"metadata": meta})()) == 3e-4
     with pytest.raises(DreamBoothError, match="fp16 needs a CUDA"):
         db.resolve_mixed_precision("fp16", torch.device("cpu"))
@@ -214,7 +214,7 @@ def test_cli_pixel_prior_hyphens_no_preservation_resolution(tmp_path, tiny_prior
     run = json.loads((out / "pds_prior.json").read_text())["fine_tuning"][-1]
     assert run["with_prior_preservation"] is False and run["resolution"] == 16 and run["train_text_encoder"]
     base, tuned = pds.load_prior(tiny_prior_dir, device="cpu"), pds.load_prior(out, device="cpu")
-    assert tuned.metadata["vocabulary"] == base.metadata["vocabulary"] and tuned.resolution == 32
+    assert tuned.metadata.vocabulary == base.metadata.vocabulary and tuned.resolution == 32
     assert not torch.equal(tuned.text_encoder.embeddings.word_embeddings.weight,
                            base.text_encoder.embeddings.word_embeddings.weight)
 
@@ -431,7 +431,7 @@ def test_pds_tiny_learns_subject_and_keeps_class(tmp_path):
     base, tuned = figures["base"], figures["tuned"]
     assert tuned["subject|sks"] < 0.97 * base["subject|sks"], figures  # the subject is being learned
     assert tuned["others|captions"] < 1.15 * base["others|captions"], figures  # the class prior is kept
-    assert pds.load_prior(out, device="cpu").metadata["fine_tuning"][-1]["identifier_tokens"] == ["sks"]
+    assert pds.load_prior(out, device="cpu").metadata.extra["fine_tuning"][-1]["identifier_tokens"] == ["sks"]
 
 
 @needs_pds_tiny
@@ -448,7 +448,7 @@ def test_pds_tiny_samples_show_the_subject(tmp_path):
     out = fine_tune(DreamBoothConfig(instance_prompt="a sks ball", instance_dir=inst_dir, class_prompt="a ball",
                                      save_dir=tmp_path / "sks_ball", num_class_images=32, class_sample_steps=20,
                                      max_train_steps=400, seed=0, device="cpu"), log=lambda m: None, progress=False)
-    run = pds.load_prior(out, device="cpu").metadata["fine_tuning"][-1]
+    run = pds.load_prior(out, device="cpu").metadata.extra["fine_tuning"][-1]
     assert run["train_text_encoder"] and run["prior_loss_weight"] == 3.0 and run["learning_rate"] == 5e-5
     probe = load_probe()
     judged = {}

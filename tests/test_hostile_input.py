@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -142,19 +143,28 @@ def test_r2_only_overflowing_shapes_is_one_line(tmp_path):
     assert_refused(invoke(cli, "render", path, "-o", tmp_path / "out.png"), "no drawable element")
 
 
-def test_r2_huge_but_finite_coordinates_edit_without_nan(tmp_path):
-    """A 1e300 circle overflows to inf in pixels; the canvas clamp keeps the raster finite."""
+def test_r2_overflowing_shape_beside_a_normal_one_still_edits(tmp_path):
+    """A 1e300 circle overflows in the curve maths and is skipped; the rest of the file edits."""
     path = svg_file(tmp_path, '<circle cx="1e300" cy="1e300" r="1e300" fill="blue"/>'
                               '<rect x="2" y="2" width="6" height="6" fill="red"/>')
     r = invoke(cli, "edit", path, "-o", tmp_path / "out.svg", *EDIT)
     assert r.exit_code == 0, r.stderr
-    assert (tmp_path / "out.svg").is_file()
+    assert "numbers too large to draw in <circle>" in r.stderr
+    assert (tmp_path / "out.svg").is_file() and (tmp_path / "out.png").is_file()
 
 
-def test_r2_shapes_off_the_canvas_are_nothing_to_optimise(tmp_path):
-    path = svg_file(tmp_path, '<rect x="1e6" y="1e6" width="2" height="2" fill="red"/>')
-    line = assert_refused(invoke(cli, "edit", path, "-o", tmp_path / "out.svg", *EDIT), "nothing to optimise")
-    assert "draw nothing" in line and not (tmp_path / "out.svg").exists()
+@pytest.mark.parametrize("body, attrs, match", [
+    ('<rect x="1e6" y="1e6" width="2" height="2" fill="red"/>', 'viewBox="0 0 10 10"', "draw nothing on the canvas"),
+    ('<path d="M0 0 L1e300 0 L0 1e300Z" fill="red"/>', 'viewBox="0 0 10 10"', "numbers too large to draw"),
+    ('<path d="M0 0 L5 0 L0 5Z" fill="red"/>', 'viewBox="0 0 1e-300 1e-300"', "gradients overflow"),
+])
+def test_r2_geometry_that_cannot_be_optimised_is_refused(tmp_path, body, attrs, match):
+    """Before the fix: 'does not require grad' tracebacks, or an edit that silently collapsed
+    every coordinate to 0 through NaN gradients."""
+    path = svg_file(tmp_path, body, attrs=attrs)
+    before = snapshot(tmp_path)
+    assert_refused(invoke(cli, "edit", path, "-o", tmp_path / "out.svg", *EDIT), match)
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("option", ["--lr-points", "--lr-color", "--lr-width", "--lr-opacity", "--guidance"])
@@ -391,11 +401,21 @@ def test_r7_long_word_lists_are_shortened():
 # R8 nothing but the one line on stderr (subprocesses: the libraries' own output counts)
 # ---------------------------------------------------------------------------------------------
 
+def _limit_memory() -> None:
+    """Cap the child's address space (8 GiB: torch reserves a lot of it, and the refusals these
+    tests check must come long before any real allocation)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+
 def _cli_process(module: str, *args, env=None, cwd=None):
+    """A CLI in a fresh process (offline, one thread, memory-capped): stderr as users see it."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
     environment.pop("PDS_DEBUG", None)
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=environment, cwd=cwd)
+                          timeout=300, env=environment, cwd=cwd,
+                          preexec_fn=_limit_memory if sys.platform.startswith("linux") else None)
 
 
 def test_r8_error_after_loading_the_prior_is_exactly_one_line(rect, tmp_path):
@@ -403,6 +423,18 @@ def test_r8_error_after_loading_the_prior_is_exactly_one_line(rect, tmp_path):
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("pds-svg: error: prompt"), p.stderr
     assert "accelerate" not in p.stderr and not (tmp_path / "out.svg").exists()
+
+
+def test_r1_issue_file_is_refused_in_a_memory_capped_process(tmp_path):
+    """The fuzzing pass's 1.2 MB path of 100,000 random segments (an allocation failure after 6 GB)."""
+    import random
+
+    rng = random.Random(0)
+    segments = " ".join(f"L{rng.random() * 10:.3f} {rng.random() * 10:.3f}" for _ in range(100_000))
+    source = svg_file(tmp_path, f'<path d="M0 0 {segments}"/>')
+    p = _cli_process("pds.cli.svg", "render", source, "-o", tmp_path / "out.png")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "segments" in p.stderr, p.stderr
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_r8_unreachable_hub_fails_fast_with_one_line(tmp_path):
@@ -421,3 +453,75 @@ def test_r8_hub_check_without_network(monkeypatch):
     monkeypatch.setattr(diffusers_prior, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(PriorError, match="the model hub is unreachable from this machine and it is not in the local"):
         load_prior("nobody/not-a-model-at-all", device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# generated hostile documents: numbers, path data, transforms and colours at the edges
+# ---------------------------------------------------------------------------------------------
+
+_NUMBERS = ["0", "-0", "1", "-7.5", "1e308", "-1e308", "1e-320", "1e99999", "nan", "inf", "-inf", ".", "1.2.3",
+            "--1", "+", "", "5e", "0x10", "3%", "1e-300"]
+_TRANSFORMS = ["rotate(nan)", "scale(1e308)", "matrix(0 0 0 0 0 0)", "skewX(90)", "translate(inf)", "scale(0)",
+               "rotate(45 1e308 1e308)", "matrix(1 2 3)", "scale(-1e-300)", "translate(1,2) rotate("]
+_COLOURS = ["#ggg", "rgb(1e308,nan,-1)", "hsl(nan,0%,0%)", "currentColor", "url(#missing)", "rgba(0,0,0,1e308)",
+            "red", "#12345", "rgb(", "none", "inherit", "transparent", "url(#g) red"]
+
+
+def _hostile_document(rng) -> str:
+    """One random SVG whose every number, transform and colour may be out of range or malformed."""
+    def num():
+        return rng.choice(_NUMBERS)
+
+    def path_data():
+        parts = ["M", num(), num()]
+        for _ in range(rng.randrange(1, 8)):
+            cmd = rng.choice("MLHVCSQTAZmlhvcsqtaz")
+            count = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "A": 7, "Z": 0}[cmd.upper()]
+            parts += [cmd] + [num() for _ in range(count + rng.choice([0, 0, 0, 1, -1]))]
+        return " ".join(p for p in parts if p)
+
+    elements = []
+    for _ in range(rng.randrange(1, 4)):
+        style = (f'fill="{rng.choice(_COLOURS)}" stroke="{rng.choice(_COLOURS)}" stroke-width="{num()}" '
+                 f'opacity="{num()}" transform="{rng.choice(_TRANSFORMS)}"')
+        kind = rng.choice(["path", "rect", "circle", "ellipse", "polyline", "line"])
+        geometry = {"path": f'd="{path_data()}"',
+                    "rect": f'x="{num()}" y="{num()}" width="{num()}" height="{num()}" rx="{num()}"',
+                    "circle": f'cx="{num()}" cy="{num()}" r="{num()}"',
+                    "ellipse": f'cx="{num()}" cy="{num()}" rx="{num()}" ry="{num()}"',
+                    "polyline": f'points="{" ".join(num() for _ in range(rng.randrange(0, 9)))}"',
+                    "line": f'x1="{num()}" y1="{num()}" x2="{num()}" y2="{num()}"'}[kind]
+        elements.append(f"<{kind} {geometry} {style}/>")
+    gradient = (f'<linearGradient id="g" x1="{num()}" x2="{num()}" gradientTransform="{rng.choice(_TRANSFORMS)}">'
+                f'<stop offset="{num()}" stop-color="{rng.choice(_COLOURS)}"/><stop offset="{num()}"/></linearGradient>')
+    view_box = rng.choice(["0 0 10 10", "0 0 1e-300 1e-300", "0 0 1e300 1e300", "0 0 0 0", "nan 0 10 10", ""])
+    return f'<svg {NS} viewBox="{view_box}" width="{num()}">{gradient}{"".join(elements)}</svg>'
+
+
+# 20, 31, 104, 2470, 3034, 4922: the documents that found overflowing sizes, None points from
+# svgelements, inf stroke widths, 1e308 transforms and gradient coordinates
+@pytest.mark.parametrize("seed", [*range(200), 2470, 3034, 4922])
+def test_generated_hostile_documents_render_or_fail_in_one_line(tmp_path, seed):
+    import random
+
+    source = svg_file(tmp_path, "")
+    source.write_text(_hostile_document(random.Random(seed)))
+    before = source.read_bytes()
+    out = tmp_path / "out.png"
+    r = invoke(cli, "render", source, "-o", out, "--size", 16)
+    assert r.exit_code in (0, 2), (r.exit_code, r.stderr, before)
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) <= 1 and "Traceback" not in r.stderr, r.stderr
+    assert out.is_file() == (r.exit_code == 0)
+    assert source.read_bytes() == before
+    if r.exit_code == 0:
+        import imageio.v3 as iio
+        import torch
+
+        from pds.svg import SVGScene
+
+        assert iio.imread(out).shape[:2] in {(16, w) for w in range(1, 17)} | {(h, 16) for h in range(1, 17)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the CLI run above already reported them
+            image = SVGScene.load(source).render(16)
+        assert bool(torch.isfinite(image).all()), "a NaN image would be written as black pixels"

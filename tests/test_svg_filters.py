@@ -159,3 +159,52 @@ def test_css_drop_shadow_colour_and_opacity():
     img = render(css(f"drop-shadow({D8}px {D8}px rgba(0,0,255,0.5))"))
     # a pixel in the shadow only (just right of and below the rect's corner): half-transparent blue
     assert img[195, 195].tolist() == pytest.approx([0.5, 0.5, 1.0], abs=1e-6)
+
+
+#: Hostile or broken values in the features of this file, images and text: each renders (finite
+#: pixels) or warns, never a traceback.
+BAD_INPUT = [
+    '<filter id="f"><feGaussianBlur stdDeviation="1e300"/></filter><rect width="50" height="50" filter="url(#f)"/>',
+    '<filter id="f"><feGaussianBlur stdDeviation="NaN"/></filter><rect width="50" height="50" filter="url(#f)"/>',
+    '<filter id="f"><feOffset dx="1e308" dy="-1e308"/></filter><rect width="50" height="50" filter="url(#f)"/>',
+    '<filter id="f" x="NaN" width="1e309"><feFlood/></filter><rect width="50" height="50" filter="url(#f)"/>',
+    '<filter id="f" filterUnits="userSpaceOnUse" x="-1e300" width="1e301" height="1e300"><feFlood x="1e300"/>'
+    '</filter><rect width="50" height="50" filter="url(#f)"/>',
+    '<filter id="f"><feComponentTransfer><feFuncR type="gamma" amplitude="0" exponent="-3"/></feComponentTransfer>'
+    '</filter><rect width="50" height="50" filter="url(#f)"/>',
+    '<filter id="f"><feComposite operator="arithmetic" k1="1e308" k4="-1e308"/></filter><rect width="50" '
+    'height="50" filter="url(#f)"/>',
+    '<filter id="f"/><rect width="50" height="50" filter="url(#f)"/>',
+    '<g filter="url(#a) blur("/><rect filter="drop-shadow()" width="5" height="5"/><rect filter="blur(-3px)" '
+    'width="5" height="5"/>',
+    '<image width="-5" height="10" href="data:image/png;base64,iVBORw0KGgo="/><image x="NaN" href="data:,"/>',
+    '<image width="1e308" height="1e308" href="data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E"/>',
+    '<text x="NaN 1e308" font-size="1e30">Hi</text><text font-size="-5">x</text><text></text><text>   </text>',
+    '<text x="10" y="10" font-family="">\u0627\u0644\U0001F600</text>',
+    '<radialGradient id="g" fr="2" r="0.5"><stop/><stop offset="1" stop-color="red"/></radialGradient><rect '
+    'width="50" height="50" fill="url(#g)"/>',
+    # a shape entirely off the canvas before another one (once wrote into the next layer's cells)
+    '<path d="M1e30 -1e30 L2e30 -1e30 L2e30 0z"/><rect width="5" height="5"/>',
+]
+
+
+@pytest.mark.parametrize("body", BAD_INPUT)
+def test_bad_values_render_or_warn(body):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SVGFeatureWarning)
+        scene = SVGScene.load(svg(body))
+    with torch.no_grad():
+        assert bool(torch.isfinite(scene.render(48)).all())
+
+
+def test_an_off_canvas_shape_leaves_the_next_one_intact():
+    with torch.no_grad():
+        img = SVGScene.load(svg(BAD_INPUT[-1])).render(100)
+    assert img[:, 2, 2].tolist() == [0.0, 0.0, 0.0] and img[:, 50, 50].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_curve_near_the_float_limit_renders():
+    # its flattening estimate overflowed to NaN, which became a negative piece count
+    with torch.no_grad():
+        img = SVGScene.load(svg('<path d="M0 0 Q 1e29 1e29 2e29 0"/><rect width="5" height="5"/>')).render(48)
+    assert bool(torch.isfinite(img).all()) and img[:, 1, 1].tolist() == [0.0, 0.0, 0.0]

@@ -270,10 +270,20 @@ def _check_render_memory(scene, size: int, device) -> None:
 
 def _check_visible(scene) -> None:
     """Refuse an edit whose optimised elements draw nothing on the canvas (all outside it, or
-    degenerate): the loss would not depend on them and the optimiser could not move them."""
-    if not scene.render_rgba().requires_grad:
+    degenerate: the loss would not depend on them), or whose render has non-finite gradients
+    (geometry at the edge of floating point, e.g. a 1e-300 viewBox: the first step would turn
+    every coordinate into NaN). One forward and backward pass, before the optimisation."""
+    import torch
+
+    image = scene.render_rgba()
+    if not image.requires_grad:
         raise CLIError("nothing to optimise: the selected elements draw nothing on the canvas (outside the "
                        "viewBox, zero-sized or with coordinates too large); check the file or --only")
+    leaves = [t for ts in scene.parameters().values() for t in ts if t.requires_grad]
+    grads = torch.autograd.grad(image.sum(), leaves, allow_unused=True)  # leaves' .grad stay untouched
+    if any(g is not None and not bool(torch.isfinite(g).all()) for g in grads):
+        raise CLIError("cannot optimise this file: its gradients overflow (coordinates or a viewBox at the edge of "
+                       "floating point, such as 1e-300 or 1e300); rescale the drawing to ordinary numbers")
 
 
 def _parse_optimize(value: str) -> List[str]:
@@ -309,6 +319,9 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--lr-color", type=FiniteFloat(min=0), default=None, help="Adam lr for colours [default: 0.01].")
 @click.option("--lr-width", type=FiniteFloat(min=0), default=None, help="Adam lr for stroke widths.")
 @click.option("--lr-opacity", type=FiniteFloat(min=0), default=None, help="Adam lr for opacities [0.01].")
+@click.option("--samples-per-step", type=click.IntRange(1, 64), default=None,
+              help="Noise samples averaged per step: less random walk of the geometry, more time per step "
+                   "[default: the prior's edit.samples_per_step, else 1].")
 @click.option("--optimize", "optimize", default="points,fill,stroke", show_default=True,
               help="Comma list of points, fill, stroke, width, opacity.")
 @click.option("--only", multiple=True, metavar="ID",
@@ -329,7 +342,8 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--fps", type=FiniteFloat(min=0.1, max=1000), default=20.0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: Optional[int],
-         guidance: Optional[float], t_min: Optional[float], t_max: Optional[float], lr_points, lr_color, lr_width, lr_opacity, optimize: str,
+         guidance: Optional[float], t_min: Optional[float], t_max: Optional[float], lr_points, lr_color, lr_width, lr_opacity,
+         samples_per_step: Optional[int], optimize: str,
          only: Sequence[str], size: Optional[int], png_size: int, style: str, seed: int, device: str,
          frames: Optional[Path], video: Optional[Path], frame_every: Optional[int], fps: float, quiet: bool):
     """Edit INPUT so that it matches --tgt, with a diffusion prior (PDS by default)."""
@@ -382,7 +396,7 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
     try:
         settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, t_min=t_min, t_max=t_max,
                                     learning_rates={k: v for k, v in rates.items() if v is not None and k in present},
-                                    kinds=kinds, seed=seed)
+                                    kinds=kinds, samples_per_step=samples_per_step, seed=seed)
         pds.Distiller(prior, method=method, guidance_scale=settings.guidance_scale, t_range=settings.t_range)
     except ValueError as e:  # bad values the option types let through (a NaN guidance, say)
         raise CLIError(str(e)) from None

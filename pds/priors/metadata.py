@@ -96,6 +96,7 @@ class EditDefaults:
         guidance_scale: classifier-free guidance of the distillation.
         t_min, t_max: timestep range (fractions of the DDIM grid).
         learning_rates: ``{parameter kind: lr}`` for the SVG scene (``points``, ``fill``...).
+        samples_per_step: noise samples averaged per optimiser step.
     """
 
     steps: Optional[int] = None
@@ -103,6 +104,7 @@ class EditDefaults:
     t_min: Optional[float] = None
     t_max: Optional[float] = None
     learning_rates: Mapping[str, float] = field(default_factory=dict)
+    samples_per_step: Optional[int] = None
 
     @staticmethod
     def from_json(d: Any, legacy_steps: Any = None) -> "EditDefaults":
@@ -118,7 +120,8 @@ class EditDefaults:
         t_max = _num(d, "t_max", "edit.")
         if t_min is not None and t_max is not None and not 0 <= t_min < t_max <= 1:
             raise MetadataError(f"edit.t_min/t_max must satisfy 0 <= t_min < t_max <= 1, got {t_min}, {t_max}")
-        return EditDefaults(steps, _num(d, "guidance_scale", "edit."), t_min, t_max, rates)
+        return EditDefaults(steps, _num(d, "guidance_scale", "edit."), t_min, t_max, rates,
+                            _num(d, "samples_per_step", "edit.", int))
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,10 @@ def accumulate(edges: Tensor, layer: Tensor, boxes: LayerBoxes) -> Tensor:
         r_first, n_rows = _split_counts(lo, hi, ly0, ly0 + boxes.h[layer] - 1)
         # Rows outside the box contribute nothing to it (a row's winding only depends on the
         # pieces of edges within that row).
-        n_rows = torch.where((torch.floor(hi).long() < ly0) | (torch.floor(lo).long() >= ly0 + boxes.h[layer]),
-                             torch.zeros_like(n_rows), n_rows)
+        # An empty box (a layer entirely off the canvas) has no rows at all: without the h == 0
+        # test an edge spanning its clamped row would write into the next layer's cells.
+        n_rows = torch.where((torch.floor(hi).long() < ly0) | (torch.floor(lo).long() >= ly0 + boxes.h[layer])
+                             | (boxes.h[layer] == 0), torch.zeros_like(n_rows), n_rows)
         e_of = torch.repeat_interleave(torch.arange(len(edges), device=dev), n_rows)
         if len(e_of) == 0:
             return buf

@@ -192,6 +192,8 @@ def flatten(
 
             turn = torch.maximum(angle(l1, l2) + angle(l2, l3), angle(l1, l3))
             n = torch.maximum(n, torch.ceil(turn * torch.sqrt(hw / (8 * tolerance))))
+        # coordinates near the float limit overflow the estimate to NaN (as a long: negative)
+        n = torch.nan_to_num(n, nan=float(MAX_PIECES))
         n = torch.where(deg == 0, torch.ones_like(n), n.clamp(1, MAX_PIECES)).long()
         n_seg_t = torch.tensor(n_seg, dtype=torch.long, device=device)
         seg_start = torch.cumsum(n_seg_t, 0) - n_seg_t  # first segment of each subpath

@@ -11,6 +11,11 @@ scene. Two choices here keep an edit from destroying what the prompt does not as
 * **Learning rates come from the prior's metadata** (``edit.learning_rates``), where they were
   measured: geometry steps under a noisy distillation gradient random-walk, so a prior with a
   noisier gradient needs a smaller point rate.
+* **Several noise samples per step** (``samples_per_step``, from the metadata): the render is
+  distilled as a batch of ``k`` copies, each with its own timestep and noises, and the gradient
+  is their mean. Adam normalises step sizes, so without this every parameter moves by about its
+  learning rate each step even when its gradient is pure noise; averaging ``k`` draws divides
+  that noise by ``√k`` and leaves the signal (the colour the prompt asks for) alone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import torch
 DEFAULT_STEPS = 1000
 DEFAULT_GUIDANCE = 100.0
 DEFAULT_T_RANGE = (0.1, 0.98)
+#: Parameter kinds measured in pixels (their metadata rates are per pixel at 512 px).
+GEOMETRY_KINDS = ("points", "stroke_width")
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,11 @@ class EditSettings:
         steps: optimiser steps.
         guidance_scale: classifier-free guidance.
         t_range: ``(t_min, t_max)`` fractions of the DDIM grid.
-        learning_rates: ``{kind: lr}`` overriding the scene's defaults.
+        learning_rates: ``{kind: lr}`` overriding the scene's defaults, geometry in user units (the user's).
+        measured_rates: ``{kind: lr}`` from the prior's metadata, geometry (``points``,
+            ``stroke_width``) in pixels per step at a 512-px render, so they fit any SVG size.
         keep_alpha: freeze the alpha of fill/stroke colours (see the module docstring).
+        samples_per_step: noise samples averaged per step (``≥ 1``).
         seed: seed of the run's generator.
     """
 
@@ -45,18 +55,20 @@ class EditSettings:
     guidance_scale: float = DEFAULT_GUIDANCE
     t_range: tuple[float, float] = DEFAULT_T_RANGE
     learning_rates: Mapping[str, float] = field(default_factory=dict)
+    measured_rates: Mapping[str, float] = field(default_factory=dict)
     keep_alpha: bool = True
+    samples_per_step: int = 1
     seed: int = 0
 
 
 def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None, guidance: Optional[float] = None,
                      t_min: Optional[float] = None, t_max: Optional[float] = None,
                      learning_rates: Optional[Mapping[str, float]] = None, kinds=None,
-                     seed: int = 0) -> EditSettings:
+                     samples_per_step: Optional[int] = None, seed: int = 0) -> EditSettings:
     """The user's values, else the prior's ``edit`` metadata, else the reference defaults.
 
-    ``learning_rates`` are the user's per-kind rates; the prior's measured rates fill the kinds
-    the user left open. ``kinds``: the parameter kinds being optimised (alpha stays frozen unless
+    ``learning_rates`` are the user's per-kind rates (user units); the prior's measured rates
+    (:attr:`EditSettings.measured_rates`) fill the kinds the user left open. ``kinds``: the parameter kinds being optimised (alpha stays frozen unless
     ``"opacity"`` is among them; default: frozen).
 
     Raises:
@@ -69,11 +81,12 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
     t_hi = t_max if t_max is not None else (meta.t_max if meta.t_max is not None else DEFAULT_T_RANGE[1])
     if not 0 <= t_lo < t_hi <= 1:
         raise ValueError(f"the timestep range t_min={t_lo} .. t_max={t_hi} is empty; pass --t-min below --t-max")
-    rates = {**dict(meta.learning_rates), **dict(learning_rates or {})}
     return EditSettings(method=method, steps=int(steps if steps is not None else (meta.steps or DEFAULT_STEPS)),
                         guidance_scale=float(guidance if guidance is not None else (meta.guidance_scale or DEFAULT_GUIDANCE)),
-                        t_range=(float(t_lo), float(t_hi)), learning_rates=rates,
-                        keep_alpha=not (kinds is not None and "opacity" in kinds), seed=int(seed))
+                        t_range=(float(t_lo), float(t_hi)), learning_rates=dict(learning_rates or {}),
+                        measured_rates=dict(meta.learning_rates),
+                        keep_alpha=not (kinds is not None and "opacity" in kinds),
+                        samples_per_step=int(samples_per_step or meta.samples_per_step or 1), seed=int(seed))
 
 
 def _freeze_colour_alpha(scene) -> list:
@@ -86,6 +99,31 @@ def _freeze_colour_alpha(scene) -> list:
                 mask[3] = 0
                 handles.append(t.register_hook(lambda g, m=mask: g * m))
     return handles
+
+
+class _Repeated:
+    """A renderer that shows ``k`` copies of another's render as a batch ``(k, 3, H, W)``, so the
+    distiller draws ``k`` independent timesteps and noises for the same picture."""
+
+    def __init__(self, renderer, k: int):
+        self.inner, self.k = renderer, int(k)
+
+    def parameters(self):
+        return self.inner.parameters()
+
+    @property
+    def learning_rates(self):
+        return getattr(self.inner, "learning_rates", None)
+
+    def project(self) -> None:
+        fn = getattr(self.inner, "project", None)
+        if fn is not None:
+            fn()
+
+    def render(self):
+        img = self.inner.render()
+        img = img if img.dim() == 4 else img[None]
+        return img.expand(self.k, *img.shape[1:])
 
 
 def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSettings, *,
@@ -102,11 +140,19 @@ def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSet
     distiller = pds.Distiller(prior, method=settings.method, guidance_scale=settings.guidance_scale,
                               t_range=settings.t_range, generator=generator)
     present = scene.parameters()
-    lr = {k: v for k, v in settings.learning_rates.items() if k in present} or None
+    unit = scene.document.user_size / 512.0  # user units per pixel of a 512-px render
+    measured = {k: v * (unit if k in GEOMETRY_KINDS else 1.0) for k, v in settings.measured_rates.items()}
+    lr = {k: v for k, v in {**measured, **settings.learning_rates}.items() if k in present} or None
     handles = _freeze_colour_alpha(scene) if settings.keep_alpha else []
+    renderer = scene if settings.samples_per_step <= 1 else _Repeated(scene, settings.samples_per_step)
+
+    def cb(step, images, loss):  # callers see one picture, not the batch of copies
+        if callback is not None:
+            callback(step, images[:1], loss)
+
     try:
-        return distiller.optimize(scene, None, src_prompt, tgt_prompt, steps=settings.steps, lr=lr,
-                                  callback=callback, progress=progress, generator=generator)
+        return distiller.optimize(renderer, None, src_prompt, tgt_prompt, steps=settings.steps, lr=lr,
+                                  callback=cb, progress=progress, generator=generator)
     finally:
         for h in handles:
             h.remove()

@@ -227,7 +227,8 @@ def parse_transform(text: Optional[str]) -> np.ndarray:
     except Exception:  # noqa: BLE001
         return m
     vals = [t.a, t.b, t.c, t.d, t.e, t.f]
-    if not all(math.isfinite(float(v)) for v in vals):
+    # beyond 1e150 a product of two entries (a gradient's inverse, a composed CTM) overflows
+    if not all(math.isfinite(float(v)) and abs(float(v)) <= MAX_TRANSFORM_ENTRY for v in vals):
         return m
     a, b, c, d, e, f = (float(v) for v in vals)
     return np.array([[a, c, e], [b, d, f], [0.0, 0.0, 1.0]])
@@ -241,9 +242,21 @@ def scale(sx: float, sy: float) -> np.ndarray:
     return np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
 
 
+#: Transforms with an entry larger than this are invalid (treated as identity, like non-finite ones).
+MAX_TRANSFORM_ENTRY = 1e150
+
+#: Sizes (width, height, viewBox extent) outside this range are ignored as invalid: the canvas
+#: scale ``size / extent`` (size up to 8192) must stay a finite float, and so must every product.
+SIZE_RANGE = (1e-300, 1e300)
+
+
+def _sane_size(x: Optional[float]) -> bool:
+    return x is not None and math.isfinite(x) and SIZE_RANGE[0] <= x <= SIZE_RANGE[1]
+
+
 def parse_view_box(text: Optional[str]) -> Optional[Tuple[float, float, float, float]]:
     nums = parse_numbers(text)
-    if len(nums) != 4 or nums[2] <= 0 or nums[3] <= 0:
+    if len(nums) != 4 or not (_sane_size(nums[2]) and _sane_size(nums[3])) or not all(map(math.isfinite, nums)):
         return None
     return tuple(nums)  # type: ignore[return-value]
 
@@ -684,7 +697,7 @@ def _root_size(root: ET.Element, view_box) -> Tuple[float, float]:
         if v is None or v.strip().endswith("%"):
             return None
         x = parse_length(v, 100.0)
-        return x if x is not None and x > 0 else None
+        return x if _sane_size(x) else None  # 1e99999 is inf, 1e-320 makes the canvas scale inf
 
     w, h = size("width"), size("height")
     if view_box is not None:
@@ -692,10 +705,11 @@ def _root_size(root: ET.Element, view_box) -> Tuple[float, float]:
         if w is None and h is None:
             return vw, vh
         if w is None:
-            return h * vw / vh, h
-        if h is None:
-            return w, w * vh / vw
-        return w, h
+            w = h * vw / vh
+        elif h is None:
+            h = w * vh / vw
+        # a ratio of extreme sizes can still overflow: then the viewBox alone sizes the canvas
+        return (w, h) if _sane_size(w) and _sane_size(h) else (vw, vh)
     return (w or 300.0), (h or 150.0)
 
 
@@ -1435,6 +1449,8 @@ class _Builder:
                 # numbers at the edge of floating point (an arc with radii 1e308) overflow the
                 # arc and curve maths: the one shape is skipped, not the whole file
                 geom, problem = None, "numbers too large to draw"
+            except TypeError:  # svgelements leaves a point None on some malformed data ("H .")
+                geom, problem = None, "invalid path data"
             if geom is not None and not all(bool(torch.isfinite(t).all()) for t in geom.tensors()):
                 geom, problem = None, "numbers too large to draw"
             if problem:
@@ -1476,6 +1492,9 @@ class _Builder:
             sw = 1.0
         elif sw < 0:  # an invalid value: resvg and browsers draw no stroke
             self.warn("negative stroke-width")
+            sw = 0.0
+        elif not (math.isfinite(sw) and sw <= SIZE_RANGE[1]):  # 1e99999 is inf: the outline would be NaN
+            self.warn("stroke-width too large to draw")
             sw = 0.0
         width_param = None
         if stroke is not None and sw > 0:
@@ -1716,6 +1735,8 @@ class _Builder:
         def length(name, ref, default):
             v = attr(name, same_kind=True)
             x = parse_length(v, ref, default=None) if v is not None else None
+            if x is not None and not (math.isfinite(x) and abs(x) <= MAX_TRANSFORM_ENTRY):
+                x = None  # inf or 1e308: the gradient's maths would be NaN; invalid, so the default
             return parse_length(default, ref) if x is None else x
 
         if kind == "linear":
@@ -1724,8 +1745,8 @@ class _Builder:
         else:
             cx, cy = length("cx", vw, "50%"), length("cy", vh, "50%")
             r = length("r", diag, "50%")
-            fx = parse_length(attr("fx", True), vw, default=None) if attr("fx", True) is not None else None
-            fy = parse_length(attr("fy", True), vh, default=None) if attr("fy", True) is not None else None
+            fx = length("fx", vw, None) if attr("fx", True) is not None else None
+            fy = length("fy", vh, None) if attr("fy", True) is not None else None
             fr = length("fr", diag, "0%")  # SVG 2: the focal circle's radius
             coords = {"cx": cx, "cy": cy, "r": r, "fx": cx if fx is None else fx, "fy": cy if fy is None else fy,
                       "fr": max(fr, 0.0)}

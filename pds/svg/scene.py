@@ -105,10 +105,17 @@ CANVAS_LIMIT = 1e7
 
 
 def _on_canvas(points: Tensor) -> Tensor:
-    """``points`` with overflowed coordinates (a 1e308 circle in a scaled viewBox is ``inf`` in
-    pixels, and ``inf - inf`` is NaN) pulled back to ±:data:`CANVAS_LIMIT`; in range, unchanged."""
+    """``points`` with coordinates that overflow in pixels (a shape in a 1e-300 viewBox is
+    ``inf`` on the canvas, and ``inf - inf`` is NaN) pulled back to ±:data:`CANVAS_LIMIT`; points
+    in range are unchanged."""
     return torch.nan_to_num(points, nan=0.0, posinf=CANVAS_LIMIT, neginf=-CANVAS_LIMIT).clamp(-CANVAS_LIMIT,
                                                                                              CANVAS_LIMIT)
+
+
+def _width_on_canvas(width: Tensor) -> Tensor:
+    """A stroke width in pixels kept within ``[0, CANVAS_LIMIT]`` (a 1e308 width under a scaling
+    transform is ``inf``, and ``0 · inf`` is NaN); widths in range are unchanged."""
+    return torch.nan_to_num(width, nan=0.0, posinf=CANVAS_LIMIT, neginf=0.0).clamp(0.0, CANVAS_LIMIT)
 
 
 def _box_matrix(box) -> np.ndarray:
@@ -366,8 +373,12 @@ class SVGScene:
             if box is None or box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
                 return None  # SVG: objectBoundingBox units on a zero-area box paint nothing
             to_user = np.array([[box[2] - box[0], 0, box[0]], [0, box[3] - box[1], box[1]], [0, 0, 1.0]]) @ to_user
-        full = m @ to_user
-        if abs(np.linalg.det(full[:2, :2])) < 1e-12:
+        with np.errstate(over="ignore", invalid="ignore"):
+            full = m @ to_user
+            det = np.linalg.det(full[:2, :2])
+        if not (np.isfinite(full).all() and np.isfinite(det)):
+            return None  # overflowed (a 1e-300 viewBox under a near-singular skew): paint nothing, not NaN
+        if abs(det) < 1e-12:
             return SolidPaint(rgba=colors[-1])
         inv = torch.tensor(np.linalg.inv(full), dtype=self.dtype, device=self.device)
         c = g.coords
@@ -594,7 +605,7 @@ class SVGScene:
             if item.dash is not None:
                 stroked = dash_subpaths(user, item.dash.array, item.dash.offset, item.dash.path_length)
             if similar:
-                width_px = item.stroke_width.value * math.sqrt(abs(float(np.linalg.det(lin))))
+                width_px = _width_on_canvas(item.stroke_width.value * math.sqrt(abs(float(np.linalg.det(lin)))))
                 if item.dash is not None:
                     stroke_subs = [Subpath(points=s.points @ a + b, num_control_points=s.num_control_points,
                                            closed=s.closed) for s in stroked]
@@ -603,7 +614,7 @@ class SVGScene:
                 # largest singular value so flattening tolerances stay in pixels), then map
                 # the outline by the rest of the transform.
                 scale = float(sv[0])
-                width_px = item.stroke_width.value * scale
+                width_px = _width_on_canvas(item.stroke_width.value * scale)
                 stroke_subs = [Subpath(points=s.points * scale, num_control_points=s.num_control_points,
                                        closed=s.closed) for s in stroked]
                 mat = np.concatenate([lin / scale, m[:2, 2:3]], 1)

@@ -344,6 +344,9 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
         if cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget:
             stop_reason = "cpu budget"
             break
+        if step % 25 == 0 and (out / "STOP").exists():  # a graceful early stop: `touch OUT/STOP`
+            stop_reason = "STOP file"
+            break
         if not chunk:
             imgs, caps, _ = data.sample_batch(cfg.batch_size * cfg.data_chunk, g_data, device, cpu_generator=g_cpu)
             if vae is not None:  # latents of the chunk, one encoder pass (frozen VAE, no gradient)
@@ -453,6 +456,40 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
     return folder
 
 
+def export_checkpoint(run: Path, folder: Path) -> Path:
+    """Write the model folder of ``run/checkpoint.pt`` (its EMA weights) to ``folder`` without
+    training: for a look at a run in progress, or to ship a run that was stopped before it wrote
+    ``model/``. Returns ``folder``."""
+    ck = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    c = ck["config"]
+    tokenizer = model.build_tokenizer(Path(run) / "tokenizer_src")
+    text_cfg = model.TextEncoderConfig(**c["model"]["text"])
+    unet_raw = asdict(ARCHS[c["arch"]]) if c.get("arch") else c["model"]["unet"]
+    unet_cfg = model.UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in unet_raw.items()})
+    unet_cfg = replace(unet_cfg, text_pool=bool(c.get("text_pool")))
+    vae = None
+    if c.get("vae"):
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(c["vae"], torch_dtype=torch.float32).eval()
+    res = c["model"]["resolution"] // (2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1)
+    text_encoder = model.build_text_encoder(text_cfg, len(tokenizer))
+    unet = model.build_unet(unet_cfg, text_cfg.hidden_size, res, vae.config.latent_channels if vae is not None else 3)
+    ema = EMA([unet, text_encoder], c["ema_decay"])
+    ema.load_state_dict(ck["ema"])
+    scheduler = model.build_scheduler(c["prediction_type"], clip_sample=vae is None)
+    tail = [v for _, v in ck["losses"][-20:]]
+    training = {"exported_from": str(Path(run) / "checkpoint.pt"), "steps": ck["step"],
+                "batch_size": c["batch_size"], "samples_seen": ck["step"] * c["batch_size"],
+                "wall_time_s": round(ck.get("elapsed", 0.0), 1), "final_loss": round(sum(tail) / max(len(tail), 1), 5),
+                "prediction_type": c["prediction_type"], "min_snr_gamma": c.get("min_snr_gamma", 0.0),
+                "architecture": {"unet": asdict(unet_cfg), "text": asdict(text_cfg),
+                                 "space": "latent" if vae is not None else "pixel"}}
+    save_model_folder(Path(folder), text_encoder, tokenizer, scheduler, ema, unet,
+                      model.prior_metadata(training, latent=vae is not None), torch.float32, vae=vae)
+    return Path(folder)
+
+
 def probe_eval(folder, *, n_per_combo: int = 4, seeds: Sequence[int] = (0, 1), steps: int = 25,
                guidance_scale: float = 7.5) -> dict:
     """Probe-judged quality of a model folder through the public path (``pds.load_prior`` +
@@ -490,11 +527,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         p.add_argument("--" + f.replace("_", "-"), type=typ, default=None, help=f"(default {default})")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on CUDA)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--export-to", default=None, metavar="FOLDER",
+                   help="do not train: write the model folder of OUT/checkpoint.pt (EMA weights) to FOLDER")
     p.add_argument("--text-pool", action=argparse.BooleanOptionalAction, default=None,
                    help="pooled text embedding added to the timestep embedding")
     a = p.parse_args(argv)
+    if a.export_to:
+        export_checkpoint(Path(a.out), Path(a.export_to))
+        raise SystemExit(0)
     base = dict(PRESETS[a.preset or ("gpu" if a.device == "cuda" else "cpu")])
-    base.update({k: v for k, v in vars(a).items() if v is not None and k not in ("preset",)})
+    base.update({k: v for k, v in vars(a).items() if v is not None and k not in ("preset", "export_to")})
     return TrainConfig(**base)
 
 
