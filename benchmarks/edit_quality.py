@@ -276,7 +276,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="pds-tiny")
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per edit (default: the CLI default)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; every edit runs once per seed")
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--limit", type=int, default=None, help="only the first N edits (smoke runs)")
     ap.add_argument("--per-kind", type=int, default=None, help="only the first N edits of each kind")
@@ -291,7 +291,8 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     prior = pds.load_prior(args.model)
     probe = load_probe()
-    steps = args.steps or 300
+    steps = args.steps  # None: the prior's edit.steps, as pds-svg edit
+    seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     out_dir = Path(args.out)
     svg_dir = out_dir / "edit_quality_svgs"
     svg_dir.mkdir(parents=True, exist_ok=True)
@@ -309,17 +310,19 @@ def main() -> None:
         src_img = render_file(path)
         row_imgs = [src_img]
         for method in methods:
-            out, seconds = run_edit(path, edit, method, prior, steps, args.seed, args.guidance, svg_dir)
-            out_img = render_file(out)
-            row_imgs.append(out_img)
-            r = score(edit, src_img, out_img, probe)
-            r.update(edit=edit.name, kind=edit.kind, method=method, seconds=seconds)
-            results.append(r)
-            print(f"{edit.name:40s} {method}: target={r['target']:.0f} identity={r['identity']:.3f} "
-                  f"{seconds:.1f}s judged={r['judged']}", flush=True)
+            for seed in seeds:
+                out, seconds = run_edit(path, edit, method, prior, steps, seed, args.guidance, svg_dir)
+                out_img = render_file(out)
+                if seed == seeds[0]:
+                    row_imgs.append(out_img)
+                r = score(edit, src_img, out_img, probe)
+                r.update(edit=edit.name, kind=edit.kind, method=method, seed=seed, seconds=seconds)
+                results.append(r)
+                print(f"{edit.name:40s} {method} seed {seed}: target={r['target']:.0f} identity={r['identity']:.3f} "
+                      f"untouched={r['untouched_change']:.3f} {seconds:.1f}s judged={r['judged']}", flush=True)
         rows.append(row_imgs)
 
-    lines = [f"# Edit quality: PDS vs SDS vs DDS ({args.model}, {steps} steps, seed {args.seed})", "",
+    lines = [f"# Edit quality: PDS vs SDS vs DDS ({args.model}, {steps or 'default'} steps, seeds {args.seeds})", "",
              "| kind | method | edits | target success | identity | identity metric | untouched Δ | s/edit |",
              "|---|---|---|---|---|---|---|---|"]
     for kind in ("color", "shape", "background", "element", "all"):
@@ -334,7 +337,8 @@ def main() -> None:
                          f"{np.mean(unt) if unt else float('nan'):.3f} | {np.mean([r['seconds'] for r in sel]):.1f} |")
     table = "\n".join(lines)
     print(table)
-    (out_dir / "edit_quality.md").write_text(table + "\n\nGrid: edit_quality.png (columns: source | "
+    (out_dir / "edit_quality.md").write_text(table + f"\n\nMeans over edits and seeds. Grid: edit_quality.png "
+                                             f"(seed {seeds[0]}; columns: source | "
                                              + " | ".join(m.upper() for m in methods) + ")\n")
     (out_dir / "edit_quality.json").write_text(json.dumps(results, indent=1, default=str))
     grid(rows).save(out_dir / "edit_quality.png")

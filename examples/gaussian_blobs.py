@@ -106,10 +106,9 @@ def main() -> None:
     result = distiller.optimize(blobs, source, args.src, args.tgt, steps=args.steps)
     with torch.no_grad():
         edited = blobs.render()
-    from PIL import Image
+    from pds.util.images import save_png
 
-    row = torch.cat([source, edited], dim=2).permute(1, 2, 0).mul(255).round().byte().numpy()
-    Image.fromarray(row).save(args.output)
+    save_png(torch.cat([source, edited], dim=2), args.output)
     print(f"{result.steps} steps in {result.seconds:.1f}s, final loss {result.losses[-1]:.4g}; wrote {args.output}")
 
 

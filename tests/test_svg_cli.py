@@ -76,7 +76,8 @@ BAD_FILES = {
                  f']><svg {NS}><text>&b;</text></svg>'),
     "xxe.svg": ('<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
                 f'<svg {NS}><text>&x;</text></svg>'),
-    "empty.svg": f'<svg {NS} viewBox="0 0 10 10"><text>only text</text><rect width="0" height="1"/></svg>',
+    "empty.svg": f'<svg {NS} viewBox="0 0 10 10"><foreignObject width="5" height="5"/><rect width="0" '
+                 'height="1"/></svg>',
     "html.svg": "<html><body/></html>",
 }
 
@@ -233,3 +234,24 @@ def test_console_script_module_entry_point(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("pds-svg: error:")
     assert "Traceback" not in proc.stderr
+
+
+def test_readme_first_command_turns_the_red_circle_blue_and_keeps_it(tmp_path):
+    """The README's main job, verbatim but for the output folder, on the shipped embedded prior:
+    the circle comes out blue with its centre and radius within 5 % of the source's."""
+    from xml.etree import ElementTree as ET
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out.svg"
+    proc = subprocess.run([sys.executable, "-m", "pds.cli.svg", "edit", str(root / "examples/svg/red_circle.svg"),
+                           "--src", "a red circle", "--tgt", "a blue circle", "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and out.with_suffix(".png").is_file()
+    circle = next(el for el in ET.parse(out).getroot().iter() if el.tag.endswith("circle"))
+    cx, cy, r = (float(circle.get(k)) for k in ("cx", "cy", "r"))
+    assert abs(cx - 32) <= 0.05 * 32 and abs(cy - 32) <= 0.05 * 32 and abs(r - 18) <= 0.05 * 18, (cx, cy, r)
+    fill = circle.get("fill") or circle.get("style", "")
+    hexcol = fill[fill.index("#") + 1:][:6]
+    red, green, blue = (int(hexcol[i:i + 2], 16) for i in (0, 2, 4))
+    assert blue > 1.5 * red and blue > green, fill

@@ -1,7 +1,8 @@
 """Filters: fidelity against resvg (>= 30 dB at 256 px), warnings, and gradients.
 
-Where resvg departs from the specification the case avoids it: offsets in the resvg cases are whole canvas pixels (multiples of 100/256 user units): resvg
-truncates a filter offset to whole pixels, we shift by the exact (bilinear) amount.
+Where resvg departs from the specification the cases avoid it: offsets are whole canvas pixels
+(multiples of 100/256 user units), as resvg truncates a filter offset to whole pixels where we
+shift by the exact (bilinear) amount.
 """
 
 import warnings
@@ -36,7 +37,8 @@ CASES = {
     "blur_small": filtered('<feGaussianBlur stdDeviation="0.7"/>'),
     "blur_anisotropic": filtered('<feGaussianBlur stdDeviation="4 1"/>'),
     "blur_srgb": filtered('<feGaussianBlur stdDeviation="3"/>', 'color-interpolation-filters="sRGB"'),
-    "blur_primitive_units_bbox": filtered('<feGaussianBlur stdDeviation="0.05"/>', 'primitiveUnits="objectBoundingBox"'),
+    "blur_primitive_units_bbox": filtered('<feGaussianBlur stdDeviation="0.05"/>',
+                                          'primitiveUnits="objectBoundingBox"'),
     "blur_on_rotated_shape": svg('<filter id="f"><feGaussianBlur stdDeviation="2"/></filter><rect x="25" y="25" '
                                  'width="50" height="50" fill="blue" filter="url(#f)" transform="rotate(15 50 50)"/>'),
     "offset": filtered(f'<feOffset dx="{D8}" dy="{D16}"/>'),

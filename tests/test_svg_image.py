@@ -122,7 +122,8 @@ def test_bad_data_warns_and_draws_nothing(href, match):
 
 
 def test_nested_svg_images_stop_at_the_depth_limit():
-    inner = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>'
+    inner = ('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" '
+             'fill="red"/></svg>')
     for _ in range(6):  # each level wraps the previous one as an <image>
         b64 = base64.b64encode(inner.encode()).decode()
         inner = ('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'

@@ -312,7 +312,7 @@ def test_gradients_href_units_transform_spread():
     # x1/y1 inherited; numbers are user units, percentages are of the viewport
     assert user.coords == pytest.approx({"x1": 0.2, "y1": 10, "x2": 50, "y2": 0})
     np.testing.assert_allclose(user.transform, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
-    assert rad.kind == "radial" and rad.coords == {"cx": 0.5, "cy": 0.5, "r": 0.5, "fx": 0.25, "fy": 0.5}
+    assert rad.kind == "radial" and rad.coords == {"cx": 0.5, "cy": 0.5, "r": 0.5, "fx": 0.25, "fy": 0.5, "fr": 0.0}
     assert scene.items[2].fill.opacity == 0.5
 
 
@@ -323,7 +323,7 @@ def test_gradient_without_stops_paints_nothing_and_missing_reference_uses_fallba
 
 
 def test_unsupported_features_warn_once_per_kind():
-    body = ('<text>a</text><text>b</text><image href="x.png" width="1" height="1"/>'
+    body = ('<foreignObject/><image href="x.png" width="1" height="1"/>'
             '<pattern id="p"><rect width="1" height="1"/></pattern><filter id="f"/><mask id="m"/><clipPath id="c"/>'
             '<rect width="1" height="1" filter="url(#f)"/><rect width="1" height="1" mask="url(#m)"/>'
             '<rect width="1" height="1" clip-path="url(#c)"/><rect width="1" height="1" clip-path="url(#c)"/>'
@@ -334,13 +334,15 @@ def test_unsupported_features_warn_once_per_kind():
         warnings.simplefilter("always")
         scene = load(body)
     messages = [str(w.message) for w in caught if issubclass(w.category, SVGFeatureWarning)]
-    # clip-path, mask, patterns, markers and dashes are supported now (tests/test_svg_layers.py,
-    # tests/test_svg_resvg.py); the marker-end here points at a <mask>, which is a broken reference
-    kinds = ["<text>", "<image>", "filter", "marker reference", "<foreignObject>"]
+    # clip-path, mask, patterns, markers, dashes, filters, text and data: images are supported now
+    # (tests/test_svg_layers.py, test_svg_resvg.py, test_svg_filters.py, test_svg_text.py,
+    # test_svg_image.py); an empty <filter> hides its element without a warning, as the spec says;
+    # the marker-end here points at a <mask>, which is a broken reference; x.png is never opened
+    kinds = ["<image> of a file or URL", "marker reference", "<foreignObject>"]
     for kind in kinds:
         assert sum(kind in m for m in messages) == 1, (kind, messages)
     assert len(messages) == len(kinds)
-    assert "(2 times)" in next(m for m in messages if "<text>" in m)
+    assert "(2 times)" in next(m for m in messages if "<foreignObject>" in m)
     assert len(scene.items) == 6  # the rects (one pattern-filled) and the path still draw
 
 

@@ -20,7 +20,6 @@ _sys.path.insert(0, str(_Path(__file__).resolve().parents[2]))  # the repository
 import argparse
 from pathlib import Path
 
-from PIL import Image
 
 
 def main() -> None:
@@ -31,13 +30,13 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=5)
     args = parser.parse_args()
 
+    from pds.util.images import save_png
     from tools.prior.data import orbit_camera, render_ball_view
 
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.views):
         image = render_ball_view(orbit_camera(360.0 * i / args.views, 5.0 + 10.0 * (i % 3)), args.color, args.background)
-        array = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-        Image.fromarray(array).save(args.out / f"view{i:02d}.png")
+        save_png(image, args.out / f"view{i:02d}.png")
     print(f"wrote {args.views} images of a {args.color} ball on {args.background} to {args.out}")
 
 

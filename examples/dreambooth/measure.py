@@ -59,14 +59,13 @@ BACKGROUND = ["yellow"]  # the subject's background (--background)
 
 
 def write_instances(folder: Path, views: int = 5) -> Path:
-    from PIL import Image
-
+    from pds.util.images import save_png
     from tools.prior.data import orbit_camera, render_ball_view
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(views):
         image = render_ball_view(orbit_camera(360.0 * i / views, 5.0 + 10.0 * (i % 3)), "purple", BACKGROUND[0])
-        Image.fromarray((image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()).save(folder / f"view{i:02d}.png")
+        save_png(image, folder / f"view{i:02d}.png")
     return folder
 
 

@@ -25,7 +25,6 @@ import math
 from pathlib import Path
 from typing import Union
 
-import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +49,7 @@ def make_scene(out: Union[str, Path], views: int = 24, size: int = 64, color: st
     """
     import torch
 
+    from pds.util.images import to_uint8
     from tools.prior.data import orbit_camera, render_ball_view
 
     if views < 1:
@@ -64,7 +64,7 @@ def make_scene(out: Union[str, Path], views: int = 24, size: int = 64, color: st
         c2w = orbit_camera(azimuth, elevation, distance)
         with torch.no_grad():
             image = render_ball_view(c2w, color, background, resolution=size, focal=focal)
-        pixels = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+        pixels = to_uint8(image)
         name = f"images/frame_{i:05d}.png"
         Image.fromarray(pixels).save(out / name)
         frames.append({"file_path": name, "transform_matrix": c2w.tolist()})

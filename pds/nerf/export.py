@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+
+from ..util.images import to_uint8
 
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs, transform_poses_to_original_space
@@ -100,7 +101,7 @@ def write_eval_outputs(out_dir: Path, render: Callable[[int], Tensor], cameras: 
     frames, pictures = [], []
     for i in range(len(cameras)):
         image = render(i)
-        pixels = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+        pixels = to_uint8(image)
         name = f"images/frame_{i:05d}.png"
         Image.fromarray(pixels).save(out_dir / name)
         pictures.append(pixels)

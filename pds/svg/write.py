@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
-from typing import Dict, List, Tuple, Union
+
+from typing import Dict, List, Tuple
 from xml.etree import ElementTree as ET
 
 from ..util.files import atomic_write  # re-exported: the SVG writer's users write through it
