@@ -190,8 +190,14 @@ def prior_metadata(training: dict, name: str = "pds-tiny", *, latent: bool = Tru
     }
 
 
-#: ``pds-svg edit`` defaults for the embedded prior: 300 steps keep a CPU edit under a minute.
-EDIT_DEFAULTS: dict = {"steps": 300}
+#: ``pds-svg edit`` defaults for the embedded prior. 300 steps keep a CPU edit under a minute.
+#: Points move 0.4 px per step at a 512-px render, half the reference's 0.8: measured on six
+#: benchmark edits (colour, shape, background, element) with v2 at 1,600 steps, the lower rate
+#: reached the target in 5 of 6 instead of 4 and kept the silhouette at least as well in every
+#: one (background edit IoU 0.73 -> 0.81); 0.2 px froze shape edits (circle -> square failed)
+#: and averaging 4 noise samples per step changed nothing at 2.5x the time
+#: (benchmarks/results/edit_quality_findings.md).
+EDIT_DEFAULTS: dict = {"steps": 300, "learning_rates": {"points": 0.4}}
 
 
 def config_to_json(cfg: ModelConfig) -> str:
