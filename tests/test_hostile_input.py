@@ -525,3 +525,22 @@ def test_generated_hostile_documents_render_or_fail_in_one_line(tmp_path, seed):
             warnings.simplefilter("ignore")  # the CLI run above already reported them
             image = SVGScene.load(source).render(16)
         assert bool(torch.isfinite(image).all()), "a NaN image would be written as black pixels"
+
+
+def test_internal_failure_is_one_line_naming_the_trace_file(capsys):
+    """A bug of ours (here: a RuntimeError inside the command) is one stderr line, exit 1, and the
+    traceback goes to the file the line names, never to the terminal."""
+    import re
+
+    from pds.cli import EXIT_INTERNAL, run
+
+    def broken():
+        raise RuntimeError("boom")
+
+    assert run("pds-x", broken) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "internal error: RuntimeError: boom" in err
+    trace = re.search(r"full trace in (\S+)\)", err).group(1)
+    text = open(trace, encoding="utf-8").read()
+    assert "Traceback" in text and "RuntimeError: boom" in text
+    os.unlink(trace)

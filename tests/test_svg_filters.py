@@ -7,7 +7,6 @@ shift by the exact (bilinear) amount.
 
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
@@ -84,12 +83,7 @@ for _mode in ("normal", "multiply", "screen", "darken", "lighten"):
                                        f'in2="fl" mode="{_mode}"/>')
 
 
-def render(text: str, size: int = resvg.SIZE, **kw) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SVGFeatureWarning)  # every case here is supported
-        scene = SVGScene.load(text, **kw)
-    with torch.no_grad():
-        return scene.render(size).permute(1, 2, 0).double().numpy()
+render = resvg.render_supported
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -7,7 +7,6 @@ pixels are constants while the element's opacity is a parameter with correct gra
 
 import base64
 import io
-import warnings
 
 import numpy as np
 import pytest
@@ -76,12 +75,7 @@ CASES = {
 }
 
 
-def render(text: str, size: int = resvg.SIZE, **kw) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SVGFeatureWarning)  # every case here is supported
-        scene = SVGScene.load(text, **kw)
-    with torch.no_grad():
-        return scene.render(size).permute(1, 2, 0).double().numpy()
+render = resvg.render_supported
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -195,6 +195,16 @@ def resvg_render(text: str, width: int, height: int) -> np.ndarray:
     return img[..., :3] * img[..., 3:] + (1.0 - img[..., 3:])
 
 
+def render_supported(text: str, size: int = SIZE, **kw) -> np.ndarray:
+    """Our render of ``text`` as ``(H, W, 3)`` float64 over white; a feature warning is an error
+    (every case that uses this claims full support)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SVGFeatureWarning)
+        scene = SVGScene.load(text, **kw)
+    with torch.no_grad():
+        return scene.render(size).permute(1, 2, 0).double().numpy()
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a - b) ** 2).mean())
     return 100.0 if mse == 0 else 10.0 * np.log10(1.0 / mse)

@@ -6,7 +6,6 @@ installed (``apt-get install fonts-dejavu-core``).
 """
 
 import io
-import warnings
 
 import numpy as np
 import pytest
@@ -61,12 +60,7 @@ def resvg_render(text: str, w: int, h: int, **fonts) -> np.ndarray:
     return img[..., :3] * img[..., 3:] + (1.0 - img[..., 3:])
 
 
-def render(text: str, size: int = resvg.SIZE, **kw) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SVGFeatureWarning)
-        scene = SVGScene.load(text, **kw)
-    with torch.no_grad():
-        return scene.render(size).permute(1, 2, 0).double().numpy()
+render = resvg.render_supported
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -3,8 +3,8 @@ ONE error boundary, device parsing, and quieting the libraries' own chatter.
 
 The boundary (:func:`run`) is the promise of every CLI here: a user error prints one line on
 stderr naming the problem and the fix and exits with status 2; Ctrl-C exits 130; a failure of
-our own code prints one line too (exit 1), never a traceback. Set ``PDS_DEBUG=1`` to get the
-traceback of an internal failure.
+our own code prints one line too (exit 1) naming the file its traceback was written to, never a
+traceback on the terminal (``PDS_DEBUG=1`` prints it there as well).
 """
 
 from __future__ import annotations
@@ -114,9 +114,24 @@ def run(prog: str, invoke: Callable[[], Optional[int]], interrupted: str = "inte
             traceback.print_exc()
         where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
         at = f" at {os.path.basename(where.filename)}:{where.lineno}" if where else ""
+        trace = _write_trace(prog)
         say(f"internal error: {type(e).__name__}: {str(e)[:300] or 'no message'}{at} "
-            f"(please report it; PDS_DEBUG=1 shows the traceback)")
+            f"(please report it{'; full trace in ' + trace if trace else ''})")
         return EXIT_INTERNAL
+
+
+def _write_trace(prog: str) -> Optional[str]:
+    """Write the current exception's traceback to a fresh file in the temporary folder; its
+    path, or ``None`` when even that fails (the one-line message must still come out)."""
+    import tempfile
+
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"{prog}-trace-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            traceback.print_exc(file=f)
+        return path
+    except Exception:  # noqa: BLE001 - best effort
+        return None
 
 
 def _is_allocation_failure(e: BaseException) -> bool:
