@@ -21,6 +21,9 @@ Usage::
     python benchmarks/edit_quality.py                    # full run, writes benchmarks/results/edit_quality.{md,png,json}
     python benchmarks/edit_quality.py --limit 3 --steps 50   # smoke run
     python benchmarks/edit_quality.py --methods pds,sds,dds,pds@300   # plus a PDS column at guidance 300
+    # two processes of one thread each, then the report:
+    OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --shard 0/2 & OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --shard 1/2; wait
+    python benchmarks/edit_quality.py --shard 0/2 --merge
 
 """
 
@@ -252,7 +255,8 @@ def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int | None, seed: 
     scene.render_size = prior.resolution
     src = data.caption(edit.color, edit.shape, edit.background)
     tgt = data.caption(edit.tgt_color, edit.tgt_shape, edit.tgt_background)
-    settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, kinds=kinds, seed=seed)
+    settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, kinds=kinds, seed=seed,
+                                prompts=(src, tgt))
     start = time.perf_counter()
     edit_scene(scene, prior, src, tgt, settings, progress=False)
     seconds = time.perf_counter() - start
@@ -272,6 +276,17 @@ def grid(rows: list[list[np.ndarray]], cell: int = 96) -> Image.Image:
     return canvas
 
 
+def _shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants K/N such as 0/2, got {text!r}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="pds-tiny")
@@ -283,6 +298,10 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS),
                     help="comma-separated columns: pds, sds, dds, each optionally @<guidance> (e.g. pds@300)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--shard", type=_shard, default=(0, 1), metavar="K/N",
+                    help="run only every N-th edit starting at K (0-based), e.g. two processes 0/2 and 1/2")
+    ap.add_argument("--merge", action="store_true",
+                    help="write the report from the shard results in --out (give the same --shard N and selection)")
     args = ap.parse_args()
 
     import pds
@@ -304,25 +323,38 @@ def main() -> None:
         seen: dict[str, int] = {}
         todo = [(e, p) for e, p in todo if seen.setdefault(e.kind, 0) < args.per_kind
                 and not seen.__setitem__(e.kind, seen[e.kind] + 1)]
+    jobs = [(edit, path, method, seed) for edit, path in todo for method in methods for seed in seeds]
+    shard, shards = args.shard
     results = []
-    rows = []
-    for edit, path in todo:
-        src_img = render_file(path)
-        row_imgs = [src_img]
-        for method in methods:
-            for seed in seeds:
-                out, seconds = run_edit(path, edit, method, prior, steps, seed, args.guidance, svg_dir)
-                out_img = render_file(out)
-                if seed == seeds[0]:
-                    row_imgs.append(out_img)
-                r = score(edit, src_img, out_img, probe)
-                r.update(edit=edit.name, kind=edit.kind, method=method, seed=seed, seconds=seconds)
-                results.append(r)
-                print(f"{edit.name:40s} {method} seed {seed}: target={r['target']:.0f} identity={r['identity']:.3f} "
-                      f"untouched={r['untouched_change']:.3f} {seconds:.1f}s judged={r['judged']}", flush=True)
-        rows.append(row_imgs)
+    if not args.merge:
+        for i, (edit, path, method, seed) in enumerate(jobs):
+            if i % shards != shard:
+                continue
+            src_img = render_file(path)
+            out, seconds = run_edit(path, edit, method, prior, steps, seed, args.guidance, svg_dir)
+            r = score(edit, src_img, render_file(out), probe)
+            r.update(edit=edit.name, kind=edit.kind, method=method, seed=seed, seconds=seconds)
+            results.append(r)
+            print(f"[{i + 1}/{len(jobs)}] {edit.name:32s} {method} seed {seed}: target={r['target']:.0f} "
+                  f"identity={r['identity']:.3f} untouched={r['untouched_change']:.3f} {seconds:.1f}s "
+                  f"judged={r['judged']}", flush=True)
+        if shards > 1:  # a shard writes its rows only; `--merge` writes the report from all of them
+            (out_dir / f"edit_quality.shard{shard}of{shards}.json").write_text(json.dumps(results, indent=1, default=str))
+            print(f"wrote shard {shard}/{shards}; run again with --merge when every shard is done")
+            return
+    else:
+        for f in sorted(out_dir.glob(f"edit_quality.shard*of{shards}.json")):
+            results.extend(json.loads(f.read_text()))
+        missing = len(jobs) - len(results)
+        if missing:
+            raise SystemExit(f"--merge: {missing} of {len(jobs)} edits have no result in {out_dir}; finish every shard")
+    report(results, todo, methods, seeds, out_dir, f"{args.model}, {steps or 'default'} steps, seeds {args.seeds}")
 
-    lines = [f"# Edit quality: PDS vs SDS vs DDS ({args.model}, {steps or 'default'} steps, seeds {args.seeds})", "",
+
+def report(results: list[dict], todo, methods: list[str], seeds: list[int], out_dir: Path, title: str) -> None:
+    """Write ``edit_quality.{md,json,png}`` (table of means per kind and method; grid of the
+    first seed's written SVGs: source | one column per method)."""
+    lines = [f"# Edit quality: PDS vs SDS vs DDS ({title})", "",
              "| kind | method | edits | target success | identity | identity metric | untouched Δ | s/edit |",
              "|---|---|---|---|---|---|---|---|"]
     for kind in ("color", "shape", "background", "element", "all"):
@@ -341,6 +373,9 @@ def main() -> None:
                                              f"(seed {seeds[0]}; columns: source | "
                                              + " | ".join(m.upper() for m in methods) + ")\n")
     (out_dir / "edit_quality.json").write_text(json.dumps(results, indent=1, default=str))
+    svg_dir = out_dir / "edit_quality_svgs"
+    rows = [[render_file(path)] + [render_file(svg_dir / f"{edit.name}_{m.replace('@', '_w')}_s{seeds[0]}.svg")
+                                   for m in methods] for edit, path in todo]
     grid(rows).save(out_dir / "edit_quality.png")
     print(f"wrote {out_dir / 'edit_quality.md'} and edit_quality.png")
 

@@ -1,6 +1,9 @@
 """Seconds per render (forward, backward) of the pure-PyTorch Gaussian rasterizer, and on a GPU the
 same against gsplat with the PSNR between the two.
 
+:func:`compare_with_gsplat` is the one comparison of the two rasterizers on given Gaussians
+(image PSNR, gradient agreement, times); ``scripts/gpu_splat_check.py`` runs it on trained ones.
+
 Usage::
 
     python benchmarks/splat_raster.py                       # CPU: 64 and 128 px, 1000-5000 Gaussians
@@ -58,6 +61,67 @@ def timed(fn, repeat: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB between two images in ``[0, 1]`` (clamped first)."""
+    mse = torch.mean((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2)
+    return float(-10 * torch.log10(mse.clamp_min(1e-20)))
+
+
+def compare_with_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width: int, height: int,
+                        sh_degree=3, repeat: int = 3, seed: int = 0) -> dict:
+    """Render the same Gaussians with gsplat and with :func:`pds.nerf.splat.raster.rasterization` (CUDA tensors).
+
+    Args:
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree: as gsplat's
+            ``rasterization`` (scales not log, opacities in ``[0, 1]``; ``colors`` SH coefficients
+            ``(N, K, 3)`` when ``sh_degree`` is given).
+        repeat: timed repetitions (median).
+        seed: seed of the random image weighting whose gradients are compared.
+
+    Returns:
+        ``psnr`` (dB, RGB), ``max_abs`` (largest pixel difference), ``alpha_max_abs``, ``grad_cos``
+        (``{input: cosine between the two gradients of sum(w * image)}``), ``t_ours``/``t_gsplat``
+        (median forward seconds) and ``t_ours_fb``/``t_gsplat_fb`` (forward + backward).
+    """
+    from gsplat.rendering import rasterization as gsplat_rasterization
+
+    names = ("means", "quats", "scales", "opacities", "colors")
+    inputs = [t.detach().clone() for t in (means, quats, scales, opacities, colors)]
+    device = inputs[0].device
+
+    def render(fn, grad: bool):
+        leaves = [t.clone().requires_grad_(grad) for t in inputs]
+        out, alpha, _ = fn(*leaves, viewmats, Ks, width, height, sh_degree=sh_degree, packed=False)
+        return out, alpha, leaves
+
+    result = {}
+    with torch.no_grad():
+        ref, ref_alpha, _ = render(gsplat_rasterization, False)
+        ours, ours_alpha, _ = render(raster.rasterization, False)
+    result["psnr"] = psnr(ours[..., :3], ref[..., :3])
+    result["max_abs"] = float((ours - ref).abs().max())
+    result["alpha_max_abs"] = float((ours_alpha - ref_alpha).abs().max())
+    weight = torch.rand(ref.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    grads = {}
+    for key, fn in (("gsplat", gsplat_rasterization), ("ours", raster.rasterization)):
+        out, _, leaves = render(fn, True)
+        (out * weight).sum().backward()
+        grads[key] = [leaf.grad.flatten() if leaf.grad is not None else torch.zeros(leaf.numel(), device=device)
+                      for leaf in leaves]
+    result["grad_cos"] = {name: float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+                          for name, a, b in zip(names, grads["ours"], grads["gsplat"])}
+
+    def forward_backward(fn):
+        out, _, _ = render(fn, True)
+        out.sum().backward()
+
+    result["t_ours"] = timed(lambda: render(raster.rasterization, False), repeat, device)
+    result["t_gsplat"] = timed(lambda: render(gsplat_rasterization, False), repeat, device)
+    result["t_ours_fb"] = timed(lambda: forward_backward(raster.rasterization), repeat, device)
+    result["t_gsplat_fb"] = timed(lambda: forward_backward(gsplat_rasterization), repeat, device)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -69,7 +133,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     gpu = device.type == "cuda"
-    head = "| px | Gaussians | forward s | fwd+bwd s | mean radius px |" + (" gsplat fwd s | PSNR dB |" if gpu else "")
+    head = "| px | Gaussians | forward s | fwd+bwd s | mean radius px |" + (
+        " gsplat fwd s | PSNR dB | grad cos (means) |" if gpu else "")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for size in args.sizes:
@@ -90,15 +155,8 @@ def main() -> None:
             radii = forward()[2]["radii"].float()
             row = f"| {size} | {n} | {t_fwd:.3f} | {t_all:.3f} | {radii[radii > 0].mean():.1f} |"
             if gpu:
-                from gsplat.rendering import rasterization as gsplat_rasterization
-
-                with torch.no_grad():
-                    ref = gsplat_rasterization(*params, view, K, size, size, sh_degree=3, packed=False)[0]
-                    ours = forward()[0]
-                t_ref = timed(lambda: gsplat_rasterization(*params, view, K, size, size, sh_degree=3), args.repeat,
-                              device)
-                mse = torch.mean((ref.clamp(0, 1) - ours.clamp(0, 1)) ** 2)
-                row += f" {t_ref:.4f} | {float(-10 * torch.log10(mse.clamp_min(1e-20))):.1f} |"
+                c = compare_with_gsplat(*params, view, K, size, size, sh_degree=3, repeat=args.repeat)
+                row += f" {c['t_gsplat']:.4f} | {c['psnr']:.1f} | {c['grad_cos']['means']:.4f} |"
             print(row, flush=True)
 
 

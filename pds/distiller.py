@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from . import maths, methods
-from .renderer import Renderer, as_batch, parameter_groups, project
+from .renderer import Renderer, as_batch, parameter_groups, project, regularization
 from .rng import randint_with, randn_like_with
 
 Method = str  # a name registered in :mod:`pds.methods` ("pds", "sds", "dds", ...)
@@ -267,7 +267,8 @@ class Distiller:
         """Optimise a renderer's parameters so its renders follow ``tgt_prompt``.
 
         Each step: render → encode → :meth:`gradient` → backward into the renderer's
-        parameters → Adam step → ``renderer.project()``.
+        parameters (plus the renderer's optional ``regularization()`` term) → Adam step →
+        ``renderer.project()``. The reported loss is the distillation loss alone.
 
         Args:
             renderer: a :class:`pds.renderer.Renderer`.
@@ -309,7 +310,8 @@ class Distiller:
                                      f"{tuple(src_images.shape)}; render at the same size")
                 z_tgt = self.encode(images, generator)
                 loss = self.loss_from_latents(z_tgt, z_src, tgt_prompt, src_prompt, generator=generator)
-                loss.backward()
+                reg = regularization(renderer)
+                (loss if reg is None else loss + reg).backward()
                 opt.step()
                 project(renderer)
                 value = float(loss.detach())

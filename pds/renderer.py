@@ -29,6 +29,10 @@ class Renderer(Protocol):
         ``learning_rates``: ``{kind: lr}`` defaults for the Adam groups.
         ``project()``: called under ``torch.no_grad()`` after every optimizer step to keep
         parameters valid (clamp colours to ``[0, 1]``, widths ``≥ 0``...).
+        ``regularization()``: a scalar tensor added to the distillation loss every step (a prior
+        on the parameters themselves, e.g. :meth:`pds.svg.SVGScene.regularization` keeping each
+        path's outline), or ``None``. Its gradient is summed with the distillation gradient
+        before the optimizer step.
     """
 
     def parameters(self) -> ParamSpec: ...
@@ -85,3 +89,9 @@ def project(renderer: Renderer) -> None:
     if fn is not None:
         with torch.no_grad():
             fn()
+
+
+def regularization(renderer: Renderer) -> Optional[Tensor]:
+    """The renderer's optional ``regularization()`` term (a scalar tensor), or ``None``."""
+    fn = getattr(renderer, "regularization", None)
+    return fn() if fn is not None else None

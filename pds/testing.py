@@ -5,6 +5,12 @@ Diffusion) with networks small enough to run in milliseconds on a CPU, the way d
 fast tests do. The outputs are noise, but every code path (tokenizer, text encoder, UNet with
 cross-attention, optional VAE, scheduler config) is the real one, so loading and distillation
 can be tested without weights from a hub.
+
+:func:`peak_anon_memory` measures the peak memory of a snippet in a fresh process.
+
+:func:`feature_cases` reads the SVG feature corpus (``tests/data/svg/features/<feature>/<variant>.svg``)
+and :func:`resvg_psnr` is the one comparison of our render with resvg's (``resvg-py``) that its
+test and ``benchmarks/svg_coverage.py`` use.
 """
 
 from __future__ import annotations
@@ -165,3 +171,176 @@ def peak_anon_memory(setup: str, run: str, *, paths=(), threads: int = 1, timeou
     if out.returncode != 0:
         raise RuntimeError(f"peak-memory child failed:\n{out.stderr[-3000:]}")
     return int(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The SVG feature corpus (tests/data/svg/features/<feature>/<variant>.svg) against resvg
+# ---------------------------------------------------------------------------------------------
+
+#: Side length (longer side, pixels) a feature case is compared at, unless its file says ``@size``.
+FEATURE_SIZE = 256
+#: The PSNR (dB, RGB over white) every feature case must reach against resvg.
+MIN_FEATURE_PSNR = 30.0
+#: Fonts resvg is given for the generic families: the ones :mod:`pds.svg.text` maps them to, so
+#: text cases differ in layout and rasterization only.
+RESVG_FONTS = dict(font_family="DejaVu Serif", serif_family="DejaVu Serif", sans_serif_family="DejaVu Sans",
+                   monospace_family="DejaVu Sans Mono")
+#: The document wrapper the feature cases were written in: a 100 × 100 user-unit canvas.
+SVG_HEADER = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100" '
+              'height="100" viewBox="0 0 100 100">')
+
+
+def svg_document(body: str) -> str:
+    """``body`` inside :data:`SVG_HEADER` (a 100 × 100 document)."""
+    return SVG_HEADER + body + "</svg>"
+
+
+class FeatureCase:
+    """One file of the feature corpus: ``<root>/<feature>/<variant>.svg``.
+
+    The file opens with an XML comment saying what it exercises. Lines of that comment may set:
+
+    * ``@size N``: compare at ``N`` px instead of :data:`FEATURE_SIZE` (the rest of the line says why);
+    * ``@warns TEXT``: loading must give an :class:`~pds.svg.SVGFeatureWarning` containing ``TEXT``
+      (any other feature warning, or none, fails).
+
+    A sibling ``<variant>.resvg.svg`` is what resvg renders instead of the case itself, where resvg
+    departs from the specification and the same picture must be spelled the way it supports.
+    """
+
+    def __init__(self, path: Union[str, Path]):
+        import re
+
+        self.path = Path(path)
+        self.feature = self.path.parent.name
+        self.variant = self.path.name[: -len(".svg")]
+        self.text = self.path.read_text(encoding="utf-8")
+        ref = self.path.with_name(self.variant + ".resvg.svg")
+        self.reference = ref.read_text(encoding="utf-8") if ref.is_file() else self.text
+        head = re.match(r"\s*<!--(.*?)-->", self.text, re.S)
+        self.description = head.group(1).strip() if head else ""
+        directives = dict(re.findall(r"^\s*@(\w+)\s+(.*?)\s*$", self.description, re.M))
+        self.size = int(directives["size"].split()[0]) if "size" in directives else FEATURE_SIZE
+        self.warns = directives.get("warns")
+
+    @property
+    def name(self) -> str:
+        """``feature/variant``, the test id."""
+        return f"{self.feature}/{self.variant}"
+
+    @property
+    def has_text(self) -> bool:
+        """Whether the case draws ``<text>`` (needs the DejaVu fonts installed)."""
+        return "<text" in self.text
+
+    def __repr__(self) -> str:
+        return f"FeatureCase({self.name!r})"
+
+
+def feature_cases(root: Union[str, Path]) -> list:
+    """Every :class:`FeatureCase` under ``root`` (``<feature>/<variant>.svg``, sorted; reference
+    files ``*.resvg.svg`` are not cases)."""
+    return [FeatureCase(p) for p in sorted(Path(root).glob("*/*.svg")) if not p.name.endswith(".resvg.svg")]
+
+
+def psnr(a, b) -> float:
+    """PSNR (dB) of two arrays of values in [0, 1]; 100 for identical arrays."""
+    import numpy as np
+
+    mse = float(((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2).mean())
+    return 100.0 if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
+
+
+def render_svg(text: str, size: int = FEATURE_SIZE, *, warns: Union[str, None] = None, **load_kw):
+    """Our render of an SVG document as an ``(H, W, 3)`` float64 array over white.
+
+    A :class:`~pds.svg.SVGFeatureWarning` while loading is an error (``AssertionError``) unless
+    ``warns`` is given, in which case exactly the warnings containing ``warns`` are expected (at
+    least one). Other warnings pass through.
+    """
+    import warnings
+
+    import torch
+
+    from pds.svg import SVGFeatureWarning, SVGScene
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SVGFeatureWarning)
+        scene = SVGScene.load(text, **load_kw)
+    feature = [str(w.message) for w in caught if issubclass(w.category, SVGFeatureWarning)]
+    for w in caught:
+        if not issubclass(w.category, SVGFeatureWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    unexpected = [m for m in feature if warns is None or warns not in m]
+    if unexpected:
+        raise AssertionError(f"unexpected SVGFeatureWarning: {unexpected}")
+    if warns is not None and not feature:
+        raise AssertionError(f"expected an SVGFeatureWarning containing {warns!r}, got none")
+    with torch.no_grad():
+        return scene.render(size).permute(1, 2, 0).double().numpy()
+
+
+def resvg_render(text: str, width: int, height: int, **fonts):
+    """resvg's (``resvg-py``) render of an SVG document as an ``(H, W, 3)`` float64 array over white.
+
+    Rendered over transparent and composited over white here (resvg's ``background`` fills the
+    canvas first, which would make blend modes blend with white instead of with nothing), with
+    ``languages=["en"]`` (resvg's command-line default) and :data:`RESVG_FONTS` unless ``fonts``
+    overrides them.
+    """
+    import io
+
+    import imageio.v3 as iio
+    import numpy as np
+    import resvg_py
+
+    png = resvg_py.svg_to_bytes(svg_string=text, width=int(width), height=int(height), languages=["en"],
+                                **{**RESVG_FONTS, **fonts})
+    img = iio.imread(io.BytesIO(bytes(png))).astype(np.float64) / 255.0
+    if img.shape[-1] == 3:
+        return img
+    return img[..., :3] * img[..., 3:] + (1.0 - img[..., 3:])
+
+
+def resvg_psnr(case: Union[FeatureCase, str], size: Union[int, None] = None, *, reference: Union[str, None] = None,
+               warns: Union[str, None] = None) -> float:
+    """PSNR (dB) of our render against resvg's: the one comparison every feature case goes through.
+
+    Args:
+        case: a :class:`FeatureCase` (its size, reference and expected warning are used), or an
+            SVG document.
+        size: longer side in pixels (default: the case's, else :data:`FEATURE_SIZE`).
+        reference: what resvg renders (default: the case's reference, else ``case`` itself).
+        warns: the expected feature warning (see :func:`render_svg`; default: the case's).
+    """
+    if isinstance(case, FeatureCase):
+        text = case.text
+        size = case.size if size is None else size
+        reference = case.reference if reference is None else reference
+        warns = case.warns if warns is None else warns
+    else:
+        text = case
+    size = FEATURE_SIZE if size is None else size
+    ours = render_svg(text, size, warns=warns)
+    return psnr(ours, resvg_render(text if reference is None else reference, ours.shape[1], ours.shape[0]))
+
+
+_DEJAVU: list = []
+
+
+def dejavu_installed() -> bool:
+    """Whether the DejaVu fonts the text cases are drawn with are installed (``fonts-dejavu-core``)."""
+    if not _DEJAVU:
+        import warnings
+
+        try:
+            from pds.svg import SVGScene
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                SVGScene.load(svg_document("".join(f'<text font-family="{f}">x</text>' for f in
+                                                   ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono"))))
+            _DEJAVU.append(not any("not installed" in str(w.message) for w in caught))
+        except Exception:  # pragma: no cover - no fontTools
+            _DEJAVU.append(False)
+    return _DEJAVU[0]

@@ -7,7 +7,8 @@ Runs, in this process and with the README's flags (parsed by nerfstudio's ``ns-t
 3. ``ns-train pds_refinement --data <pds>/eval_outputs --load-dir ... --pipeline.pds.tgt_prompt "a blue ball"``
 
 long enough to see the ball turn blue, then prints a table: steps, seconds per step, peak GPU
-memory of each stage, the time to write ``eval_outputs``, and the mean colour of the ball in the
+memory of each stage (``torch.cuda.max_memory_allocated`` during its training loop, earlier stages
+freed), the time to write ``eval_outputs``, and the mean colour of the ball in the
 source images and in each stage's renders. ``strip.png`` in ``--out`` shows 6 views: source /
 after pds / after refinement. Each stage stops at its step count or its time cap, whichever
 comes first (the whole run fits in about 8 minutes on one H100).
@@ -16,6 +17,8 @@ Usage::
 
     python scripts/gpu_nerf_check.py --out "$OUT"                  # CUDA, embedded prior pds-tiny
     python scripts/gpu_nerf_check.py --device cpu --small --rays 512 --render-scale 0.5 --steps 300 200 30
+    python scripts/gpu_nerf_check.py --backend splat --out "$OUT"  # the splat stages instead
+                                                                   # (scripts/gpu_splat_check.py; its own options)
 
 Needs nerfstudio 1.1.5 (``pip install -e ".[nerf]"``) and the prior (default ``pds-tiny``).
 Works offline (LPIPS is made lazy, see ``pds.nerf.compat``).
@@ -24,10 +27,12 @@ Works offline (LPIPS is made lazy, see ``pds.nerf.compat``).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -46,8 +51,11 @@ def parse(args):
     return tyro.cli(AnnotatedBaseConfigUnion, args=[str(a) for a in args])
 
 
-def train(config, out: Path, name: str, cap_s: float, device: str):
+def train(config, out: Path, name: str, cap_s: float, device: str, on_setup: Optional[Callable] = None):
     """Train like ``ns-train`` (minus its process launcher), stopping after ``cap_s`` seconds.
+
+    ``on_setup(trainer)``, if given, runs once the trainer is set up (checkpoint loaded), before the
+    peak-memory count starts.
 
     Returns ``(trainer, steps, seconds in the training loop, peak memory MiB)``."""
     from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
@@ -60,6 +68,8 @@ def train(config, out: Path, name: str, cap_s: float, device: str):
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
+    if on_setup is not None:
+        on_setup(trainer)
     steps = {"n": 0}
     start = {"t": None}
 
@@ -91,8 +101,28 @@ def ball_colour(folder: Path, mask: np.ndarray) -> np.ndarray:
     return stack[mask].mean(0)
 
 
+def release() -> None:
+    """Free what finished stages left on the GPU (call after dropping their trainers), so that each
+    stage's peak memory is its own."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument("--backend", default="nerf", choices=["nerf", "splat"])
+    known, rest = backend.parse_known_args(argv)
+    if known.backend == "splat":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from gpu_splat_check import main as splat_main
+
+        return splat_main(rest)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="nerf", choices=["nerf", "splat"],
+                        help="nerf: this check; splat: scripts/gpu_splat_check.py with the remaining options "
+                             "(`--backend splat --help` lists them)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--out", default=str(REPO / "outputs" / "gpu_nerf_check"), help="output folder")
     parser.add_argument("--prior", default=None, help="prior for stages 1-2 (default: pds.DEFAULT_PRIOR)")
@@ -105,6 +135,10 @@ def main(argv=None) -> int:
     parser.add_argument("--render-scale", type=float, default=1.0, help="--pipeline.pds.render_scale")
     parser.add_argument("--rays", type=int, default=4096, help="rays per step of nerfacto and pds_refinement")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():  # before the slow imports
+        print("gpu_nerf_check: no CUDA device: this check measures the GPU path and needs one; `--device cpu` "
+              "runs the same stages as a smoke test", file=sys.stderr)
+        return 2
 
     import pds
     from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConfig
@@ -115,9 +149,6 @@ def main(argv=None) -> int:
     from make_scene import make_scene
 
     install_lazy_lpips()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("no CUDA device; pass --device cpu")
-        return 2
     torch.set_float32_matmul_precision("high")
     out = Path(args.out)
     data = out / "red_ball"
@@ -136,9 +167,12 @@ def main(argv=None) -> int:
                                                            train_num_rays_per_batch=args.rays)
     t0, n0, s0, m0 = train(config, out / "runs", "nerfacto", args.caps[0], args.device)
     rows.append(("nerfacto", n0, s0, m0, float("nan")))
+    checkpoints0 = t0.checkpoint_dir
+    del t0
+    release()
 
     # 2. pds
-    config = parse(["pds", "--data", data, "--load-dir", t0.checkpoint_dir, "--pipeline.pds.src_prompt", args.src,
+    config = parse(["pds", "--data", data, "--load-dir", checkpoints0, "--pipeline.pds.src_prompt", args.src,
                     "--pipeline.pds.tgt_prompt", args.tgt, "--pipeline.pds.sd_pretrained_model_or_path", prior,
                     "--pipeline.pds.render_scale", args.render_scale, *dev, *model,
                     "--max-num-iterations", args.steps[1]])
@@ -147,9 +181,12 @@ def main(argv=None) -> int:
     eval1 = t1.export_eval_outputs(t1.step)
     rows.append(("pds", n1, s1, m1, time.perf_counter() - start))
     losses = t1.pipeline.losses
+    checkpoints1 = t1.checkpoint_dir
+    del t1
+    release()
 
     # 3. pds_refinement
-    config = parse(["pds_refinement", "--data", eval1, "--load-dir", t1.checkpoint_dir, "--pipeline.pds.tgt_prompt",
+    config = parse(["pds_refinement", "--data", eval1, "--load-dir", checkpoints1, "--pipeline.pds.tgt_prompt",
                     args.tgt, "--pipeline.pds.sd_pretrained_model_or_path", prior, *dev, *model,
                     "--pipeline.datamanager.train-num-rays-per-batch", args.rays, "--max-num-iterations", args.steps[2]])
     t2, n2, s2, m2 = train(config, out / "runs", "refine", args.caps[2], args.device)

@@ -22,7 +22,7 @@ from pds.cli import FiniteFloat
 from pds.cli.sample import command as sample_command
 from pds.cli.svg import cli
 from pds.priors import EMBEDDED_DIR, PriorError
-from pds.svg import parse as svg_parse
+from pds.svg.parse import limits as svg_parse
 
 NS = 'xmlns="http://www.w3.org/2000/svg"'
 RECT = f'<svg {NS} viewBox="0 0 10 10"><rect x="2" y="2" width="6" height="6" fill="red"/></svg>'

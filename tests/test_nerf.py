@@ -8,6 +8,7 @@ from the README's flags, so what is tested is what a user types.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -178,6 +179,39 @@ def test_readme_flags_with_underscores_or_hyphens(tmp_path):
     assert r.pipeline.pds.sd_pretrained_model_or_path == "pds-tiny"
 
 
+def test_stage1_optimiser_is_the_references(tmp_path):
+    """pds: full precision, Adam 1e-2 warmed up over 1000 steps then decaying towards 1e-3 over
+    nerfstudio's default 100000 steps (the reference names no max_steps), and a frozen SO3xR3
+    camera_opt group. pds_refinement keeps the camera optimiser off."""
+    from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+
+    config = parse(["pds", "--data", tmp_path, "--load-dir", tmp_path])
+    assert config.mixed_precision is False
+    assert set(config.optimizers) == {"proposal_networks", "fields", "camera_opt"}
+    for group in ("proposal_networks", "fields"):
+        optimizer, scheduler = config.optimizers[group]["optimizer"], config.optimizers[group]["scheduler"]
+        assert isinstance(scheduler, ExponentialDecaySchedulerConfig)
+        assert (optimizer.lr, scheduler.lr_final, scheduler.warmup_steps, scheduler.max_steps) == (1e-2, 1e-3, 1000,
+                                                                                                   100000)
+    assert config.pipeline.model.camera_optimizer.mode == "SO3xR3"
+    assert config.optimizers["camera_opt"]["optimizer"].lr <= 1e-20  # frozen: the edit cannot move a camera
+    # the learning rate the fields see, step by step
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=1e-2)
+    schedule = config.optimizers["fields"]["scheduler"].setup().get_scheduler(optimizer, lr_init=1e-2)
+    lrs = []
+    for _ in range(30000):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs[0] < 1e-7 and 1e-3 < lrs[500] < 1e-2 and lrs[1000] == pytest.approx(1e-2)
+    assert all(a <= b for a, b in zip(lrs[:1000], lrs[1:1001]))  # a ramp up ...
+    assert all(a >= b for a, b in zip(lrs[1000:-1], lrs[1001:]))  # ... then a decay
+    assert 4e-3 < lrs[-1] < 6e-3  # 1e-2 * 0.1 ** (29000 / 99000)
+    refinement = parse(["pds_refinement", "--data", tmp_path, "--load-dir", tmp_path, "--pipeline.pds.tgt_prompt", TGT])
+    assert refinement.pipeline.model.camera_optimizer.mode == "off"
+
+
 def test_fewer_than_10_frames_train_on_every_frame(tmp_path):
     """nerfstudio's default 90/10 split leaves no evaluation frame below 10 views; the pds methods
     use every frame for training (every view must be edited) and evaluation."""
@@ -193,14 +227,27 @@ def test_fewer_than_10_frames_train_on_every_frame(tmp_path):
 
 # ----------------------------------------------------------------------------------- bad input
 def _setup_error(args) -> str:
+    """The one stderr line of ``ns-train ARGS`` behind the error boundary of ``python -m
+    pds.nerf.ns_train`` (:func:`pds.cli.run`), exit status 2; errors found only when the trainer is
+    built (so after nerfstudio wrote the run's config) take this path too."""
+    import contextlib
+    import io
+
+    from pds.cli import run
+
     config = parse(args)
     prepare(config, config.output_dir, "error")
-    with pytest.raises(SystemExit) as info:
+
+    def setup() -> None:
         trainer = config.setup(local_rank=0, world_size=1)
         trainer.setup()
-    message = str(info.value.code)
-    assert message.startswith(f"ns-train {config.method_name}: error: "), message
-    return message
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert run(f"ns-train {config.method_name}", setup) == 2, err.getvalue()
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ns-train {config.method_name}: error: "), lines
+    return lines[0]
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -250,6 +297,76 @@ def test_prompt_words_and_patch_size_fail_before_the_first_step(scene, nerfacto_
     assert "could not read the checkpoint" in _setup_error([*base, "--pipeline.pds.tgt_prompt", TGT])
 
 
+# ------------------------------------------------------------- python -m pds.nerf.ns_train: the error boundary
+def _ns_train_process(*args, cwd):
+    """``python -m pds.nerf.ns_train ARGS`` in a fresh process (offline, one thread): what a user sees."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("PDS_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "pds.nerf.ns_train", *map(str, args)], capture_output=True,
+                          text=True, timeout=600, env=env, cwd=cwd)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("not_a_dataset", "--data empty is not a nerfstudio dataset: it has no transforms.json"),
+    ("missing_tgt_prompt", "missing target prompt: pass --pipeline.pds.tgt_prompt"),
+])
+def test_ns_train_wrapper_bad_input_is_one_line_and_exit_2(case, expected, scene, tmp_path, tiny_prior_dir):
+    """Through the package's boundary: one stderr line naming the flag, status 2, no traceback,
+    and nothing written (the checks run before nerfstudio creates the run's folder)."""
+    (tmp_path / "empty").mkdir()
+    ckpt = tmp_path / "nerfstudio_models"
+    ckpt.mkdir()
+    (ckpt / "step-000000001.ckpt").write_bytes(b"")
+    args = ["pds", "--data", "empty" if case == "not_a_dataset" else scene, "--load-dir", ckpt,
+            "--pipeline.pds.src_prompt", SRC, "--pipeline.pds.sd_pretrained_model_or_path", tiny_prior_dir,
+            "--output-dir", tmp_path / "out", *CPU]
+    if case != "missing_tgt_prompt":
+        args += ["--pipeline.pds.tgt_prompt", TGT]
+    p = _ns_train_process(*args, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr[-3000:]
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ns-train pds: error: ") and expected in lines[0], p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_ns_train_wrapper_ctrl_c_and_failures_in_training(scene, tmp_path, monkeypatch, capsys):
+    """nerfstudio's ``launch`` catches Ctrl-C in training, prints the traceback and exits 0; behind
+    the wrapper it is one line and status 130. A failure in training is one line naming the trace
+    file (status 1). (Ctrl-C during the imports: tests/test_interrupts.py.)"""
+    import re
+
+    from nerfstudio.scripts import train as ns
+
+    from pds.cli import run
+    from pds.nerf.ns_train import train
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # train() sets it as ns-train would see it
+    args = ["nerfacto", "--data", scene, *CPU, "--output-dir", tmp_path / "out", "--max-num-iterations", "1"]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ns, "train_loop", interrupted)
+    capsys.readouterr()
+    assert run("ns-train nerfacto", lambda: train(args)) == 130
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["ns-train nerfacto: interrupted"], captured.err
+    assert "Traceback" not in captured.out and ns.train_loop is interrupted  # put back after the run
+
+    monkeypatch.setattr(ns, "train_loop", broken)
+    monkeypatch.delenv("PDS_DEBUG", raising=False)
+    assert run("ns-train nerfacto", lambda: train(args)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: boom" in err and "Traceback" not in err, err
+    trace = re.search(r"full trace in (\S+)\)", err).group(1)
+    assert "RuntimeError: boom" in Path(trace).read_text()
+    os.unlink(trace)
+
+
 # ----------------------------------------------------------------------------------- the stages
 def test_stage1_pds_edits_the_loaded_nerf(nerfacto_run, pds_run):
     pipeline = pds_run.pipeline
@@ -267,6 +384,63 @@ def test_stage1_pds_edits_the_loaded_nerf(nerfacto_run, pds_run):
 
     assert isinstance(pipeline.model.lpips, LazyLPIPS) and pipeline.model.lpips._metric is None
     assert not any(k.startswith("lpips.") for k in pipeline.model.state_dict())
+
+
+def test_stage1_trains_fields_in_warm_up_with_the_cameras_frozen(nerfacto_run, pds_run):
+    optimizers = pds_run.optimizers.optimizers
+    assert set(optimizers) == {"proposal_networks", "fields", "camera_opt"}
+    assert optimizers["fields"].param_groups[0]["lr"] < 1e-4  # 3 steps into the 1000-step warm-up
+    assert pds_run.mixed_precision is False
+    # nerfacto trained on 9 of the 10 views, pds on all 10: its 9 pose corrections do not fit and
+    # are not loaded; the 10 of this run stay at zero, their learning rate being 1e-30
+    model = pds_run.pipeline.model
+    assert checkpoint(nerfacto_run)["pipeline"]["_model.camera_optimizer.pose_adjustment"].shape == (9, 6)
+    assert model.camera_optimizer.pose_adjustment.shape == (10, 6)
+    after = checkpoint(pds_run, weights_only=True)["pipeline"]["_model.camera_optimizer.pose_adjustment"]
+    assert float(after.abs().max()) < 1e-20
+
+
+def test_pose_corrections_load_when_they_fit_and_are_skipped_otherwise(pds_run, nerfacto_run):
+    """Checkpoints with the camera optimiser on or off load into models with it on or off; pose
+    corrections of the same number of views are loaded and applied to the rays."""
+    from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+    from nerfstudio.engine.optimizers import Optimizers
+
+    from pds.nerf.config import stage1_optimizers
+
+    model = pds_run.pipeline.model
+    key = "camera_optimizer.pose_adjustment"
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        corrections = 1e-3 * torch.randn(10, 6, generator=torch.Generator().manual_seed(0))
+        model.load_state_dict({**saved, key: corrections})
+        torch.testing.assert_close(model.camera_optimizer.pose_adjustment.detach(), corrections)
+        # the render uses them: rays of view 3 move
+        from pds.nerf.render import view_rays
+
+        rays, _, _ = view_rays(pds_run.pipeline.render_cameras, 3, torch.device("cpu"))
+        before = rays.origins.clone()
+        model.camera_optimizer.apply_to_raybundle(rays)
+        assert not torch.allclose(rays.origins, before)
+        # corrections of another number of views are skipped, everything else loads
+        model.load_state_dict({**saved, key: torch.ones(9, 6)})
+        torch.testing.assert_close(model.camera_optimizer.pose_adjustment.detach(), corrections)
+        # a checkpoint trained with the camera optimiser off
+        model.load_state_dict({k: v for k, v in saved.items() if k != key})
+    finally:
+        model.load_state_dict(saved)
+    # a model with the camera optimiser off takes checkpoints with it on, and has no camera_opt group
+    config = pds_run.config.pipeline.model
+    off = dataclasses.replace(config, camera_optimizer=CameraOptimizerConfig(mode="off"))
+    off_model = off.setup(scene_box=pds_run.pipeline.datamanager.train_dataset.scene_box, num_train_data=10,
+                          metadata={}, device="cpu")
+    off_model.load_state_dict(saved)
+    nerfacto = {k[len("_model."):]: v for k, v in checkpoint(nerfacto_run)["pipeline"].items()
+                if k.startswith("_model.")}
+    off_model.load_state_dict(nerfacto)
+    groups = off_model.get_param_groups()
+    assert "camera_opt" not in groups
+    assert set(Optimizers(stage1_optimizers(), groups).optimizers) == {"proposal_networks", "fields"}
 
 
 def test_stage1_eval_outputs_are_a_dataset_in_the_same_frame(scene, pds_run):

@@ -95,6 +95,12 @@ def test_splat_methods_are_registered_with_nerfstudio():
         assert isinstance(config, SplatTrainerConfig) and config.max_num_iterations == 30000
         assert isinstance(config.pipeline.model, PDSSplatfactoModelConfig)
         assert config.pipeline.model.refine_gaussians is False and config.mixed_precision is False
+        # the reference's splat optimiser: splatfacto's rates, no warm-up, and a camera_opt entry that
+        # has nothing to act on while splatfacto's camera optimiser is off (its default, and the reference's)
+        assert config.pipeline.model.camera_optimizer.mode == "off"
+        assert {"means", "features_dc", "features_rest", "opacities", "scales", "quats", "camera_opt"} == \
+            set(config.optimizers)
+        assert config.optimizers["means"]["scheduler"].warmup_steps == 0
     assert "stage 1" in descriptions["pds_splat"] and "stage 2" in descriptions["pds_splat_refinement"]
 
 
@@ -152,6 +158,7 @@ def test_stage1_pds_splat_edits_the_loaded_gaussians(splatfacto_dir, pds_splat_r
     # the editor's schedule: views changed every 2 steps, renders at the dataset's full size
     assert pipeline.editor.count == 4 and pipeline.render_cameras.height[0].item() == 32
     assert pipeline.model.device.type == "cpu" and "means2d" in pipeline.model.info
+    assert "camera_opt" not in pds_splat_run.optimizers.optimizers  # no camera parameters, no group
 
 
 def checkpoint_file(folder: Path) -> dict:
@@ -201,14 +208,21 @@ def test_stage2_refinement_updates_the_images_and_fits_them(pds_splat_run, refin
 
 # ----------------------------------------------------------------------------------- bad input
 def _setup_error(args) -> str:
+    """The one stderr line of plain ``ns-train ARGS`` (nerfstudio's script: no error boundary of
+    ours, so the trainer itself exits with status 2)."""
+    import contextlib
+    import io
+
     config = parse(args)
     prepare(config, config.output_dir, "error")
-    with pytest.raises(SystemExit) as info:
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(err):
         trainer = config.setup(local_rank=0, world_size=1)
         trainer.setup()
-    message = str(info.value.code)
-    assert message.startswith(f"ns-train {config.method_name}: error: "), message
-    return message
+    assert info.value.code == 2, info.value.code
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ns-train {config.method_name}: error: "), lines
+    return lines[0]
 
 
 def test_bad_input_is_one_clear_error_before_training(scene, splatfacto_dir, tmp_path):

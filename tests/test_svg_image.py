@@ -1,12 +1,14 @@
-"""``<image>`` from ``data:`` URIs (PNG, JPEG, SVG), radial gradient ``fr`` and ``context-fill``/``-stroke``.
+"""``<image>`` from ``data:`` URIs (PNG, JPEG, SVG) and ``context-fill``/``-stroke``: behaviour and gradients.
 
-Fidelity is asserted against resvg (``resvg-py``) at >= 30 dB, 256 px, as in
-``tests/test_svg_resvg.py``; here also: files and URLs are never opened, nesting is bounded,
-pixels are constants while the element's opacity is a parameter with correct gradients.
+Fidelity against resvg (>= 30 dB at 256 px) is the feature corpus, ``tests/data/svg/features/``
+``image/``, ``gradient/radial_fr*`` and ``context_paint/`` (``tests/test_svg_corpus.py``); here:
+files and URLs are never opened, nesting is bounded, pixels are constants while the element's
+opacity is a parameter with correct gradients.
 """
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,79 +16,29 @@ import torch
 
 from pds.svg import SVGFeatureWarning, SVGScene
 from pds.svg.image import decode_data_uri
+from pds.testing import psnr, render_svg
+from pds.testing import svg_document as svg
 from test_svg_raster import _fd_check, _weights
 
 PIL = pytest.importorskip("PIL.Image")
-resvg = pytest.importorskip("test_svg_resvg")  # skips without resvg-py
 
-H = resvg.H
-svg = resvg.svg
+FEATURES = Path(__file__).parent / "data" / "svg" / "features"
 
 
-def _png(arr: np.ndarray, fmt: str = "PNG", **kw) -> str:
+def _smooth_png() -> str:
+    """A 64 × 64 base64 PNG: two ramps and a disc."""
+    yy, xx = np.mgrid[:64, :64]
+    smooth = np.stack([xx * 4, yy * 4, ((xx - 32) ** 2 + (yy - 32) ** 2 < 400) * 200], -1).astype(np.uint8)
     buf = io.BytesIO()
-    PIL.fromarray(arr).save(buf, fmt, **kw)
+    PIL.fromarray(smooth).save(buf, "PNG")
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _pictures():
-    yy, xx = np.mgrid[:64, :64]
-    smooth = np.stack([xx * 4, yy * 4, ((xx - 32) ** 2 + (yy - 32) ** 2 < 400) * 200], -1).astype(np.uint8)
-    tiny = np.zeros((8, 12, 4), np.uint8)
-    tiny[..., 0] = np.arange(12) * 20
-    tiny[..., 1] = np.arange(8)[:, None] * 30
-    tiny[..., 2] = 128
-    tiny[..., 3] = 255
-    tiny[2:4, 2:5, 3] = 100  # translucent pixels: premultiplied sampling
-    return _png(smooth), _png(smooth, "JPEG", quality=95), _png(tiny)
-
-
-SMOOTH, JPEG, TINY = _pictures()
-SUB = ('<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10" viewBox="0 0 20 10"><rect width="20" '
-       'height="10" fill="yellow"/><circle cx="10" cy="5" r="5" fill="blue"/></svg>')
-SUB64 = base64.b64encode(SUB.encode()).decode()
-SUB_URL = SUB.replace('"', "'").replace("<", "%3C").replace(">", "%3E").replace("#", "%23")
-
-CASES = {
-    "png_pixelated_none": svg(f'<image x="10" y="10" width="80" height="60" preserveAspectRatio="none" '
-                              f'style="image-rendering:pixelated" href="data:image/png;base64,{TINY}"/>'),
-    "png_meet": svg(f'<image x="10" y="10" width="80" height="50" href="data:image/png;base64,{SMOOTH}"/>'),
-    "jpeg_slice_opacity": svg(f'<image x="10" y="10" width="80" height="40" preserveAspectRatio="xMinYMin slice" '
-                              f'opacity="0.7" xlink:href="data:image/jpeg;base64,{JPEG}"/>'),
-    "png_auto_size_transform": svg(f'<image transform="rotate(20 50 50) translate(18 18)" '
-                                   f'href="data:image/png;base64,{SMOOTH}"/>'),
-    "png_clip_path": svg(f'<clipPath id="c"><circle cx="50" cy="50" r="35"/></clipPath><image clip-path="url(#c)" '
-                         f'width="100" height="100" href="data:image/png;base64,{SMOOTH}"/>'),
-    "svg_base64": svg(f'<image x="10" y="20" width="80" height="60" href="data:image/svg+xml;base64,{SUB64}"/>'),
-    "svg_percent_encoded_none": svg('<image x="10" y="20" width="80" height="60" preserveAspectRatio="none" '
-                                    f'href="data:image/svg+xml;utf8,{SUB_URL}"/>'),
-    "fr": svg('<radialGradient id="g" fr="0.2" r="0.5"><stop offset="0" stop-color="red"/><stop offset="1" '
-              'stop-color="blue"/></radialGradient><rect x="10" y="10" width="80" height="80" fill="url(#g)"/>'),
-    "fr_focal_reflect": svg('<radialGradient id="g" fx="0.35" fy="0.4" fr="0.1" r="0.3" spreadMethod="reflect">'
-                            '<stop offset="0" stop-color="yellow"/><stop offset="1" stop-color="green"/>'
-                            '</radialGradient><rect x="10" y="10" width="80" height="80" fill="url(#g)"/>'),
-    "context_in_marker": svg('<marker id="m" markerWidth="6" markerHeight="6" refX="3" refY="3"><circle cx="3" cy="3" '
-                             'r="2" fill="context-stroke" stroke="context-fill" stroke-width="0.5"/></marker><path '
-                             'd="M20 50 L50 20 L80 50" fill="yellow" stroke="purple" stroke-width="3" '
-                             'marker-start="url(#m)" marker-mid="url(#m)" marker-end="url(#m)"/>'),
-    "context_in_use": svg('<defs><g id="s"><circle cx="20" cy="20" r="15" fill="context-fill" stroke="context-stroke" '
-                          'stroke-width="4"/></g></defs><use href="#s" fill="red" stroke="blue"/><use href="#s" x="40" '
-                          'y="40" fill="green" stroke="orange"/>'),
-}
-
-
-render = resvg.render_supported
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_matches_resvg(name):
-    img = render(CASES[name])
-    ref = resvg.resvg_render(CASES[name], img.shape[1], img.shape[0])
-    assert resvg.psnr(img, ref) >= resvg.MIN_PSNR
+SMOOTH = _smooth_png()
 
 
 def test_slice_is_clipped_to_the_viewport():
-    img = render(CASES["jpeg_slice_opacity"])
+    img = render_svg((FEATURES / "image" / "jpeg_slice_opacity.svg").read_text())
     assert np.allclose(img[200:, :], 1.0)  # below y = 50 (128 px) nothing is drawn
     assert not np.allclose(img[30:120, 30:200], 1.0)
 
@@ -153,11 +105,11 @@ def test_write_back_keeps_the_image_and_changes_its_opacity():
     assert f"data:image/png;base64,{SMOOTH}" in out and 'opacity="0.25"' in out
     again = SVGScene.load(out)
     with torch.no_grad():
-        assert resvg.psnr(again.render(64).numpy(), scene.render(64).numpy()) >= 40
+        assert psnr(again.render(64).numpy(), scene.render(64).numpy()) >= 40
 
 
 def test_context_fill_follows_the_shapes_fill_parameter():
-    scene = SVGScene.load(CASES["context_in_use"], dtype=torch.float64)
+    scene = SVGScene.load((FEATURES / "context_paint" / "in_use.svg").read_text(), dtype=torch.float64)
     fills = scene.parameters()["fill"]
     # the two uses' fills and strokes are the parameters the instanced circle paints with
     assert len(fills) == 2 and len(scene.parameters()["stroke"]) == 2

@@ -1,6 +1,6 @@
 """Layers (group opacity, clip paths, masks, blend modes), dashes and viewports: structure and gradients.
 
-Fidelity against resvg is in ``tests/test_svg_resvg.py``; here: what the parser builds, that the
+Fidelity against resvg is the feature corpus (``tests/test_svg_corpus.py``); here: what the parser builds, that the
 optimisable values inside clip and mask content are parameters of the clipped element, and
 central finite differences (<= 5 %) for a clip edge, a mask's luminance, a dash offset and a
 group opacity.

@@ -335,7 +335,7 @@ def test_unsupported_features_warn_once_per_kind():
         scene = load(body)
     messages = [str(w.message) for w in caught if issubclass(w.category, SVGFeatureWarning)]
     # clip-path, mask, patterns, markers, dashes, filters, text and data: images are supported now
-    # (tests/test_svg_layers.py, test_svg_resvg.py, test_svg_filters.py, test_svg_text.py,
+    # (tests/test_svg_layers.py, test_svg_corpus.py, test_svg_filters.py, test_svg_text.py,
     # test_svg_image.py); an empty <filter> hides its element without a warning, as the spec says;
     # the marker-end here points at a <mask>, which is a broken reference; x.png is never opened
     kinds = ["<image> of a file or URL", "marker reference", "<foreignObject>"]

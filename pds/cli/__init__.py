@@ -56,20 +56,31 @@ def one_line(message) -> str:
 
 def user_error_types() -> tuple[type, ...]:
     """Exception types that mean bad input anywhere in the package (imported lazily, so that
-    ``--help`` stays fast)."""
-    from ..priors import PriorError
-    from ..svg.parse import SVGError
+    ``--help`` stays fast; a part that cannot be imported contributes none, so the boundary
+    still reports)."""
+    import importlib
 
-    from ..util.files import InputError, OutputError
-
-    types: list[type] = [PriorError, SVGError, OutputError, InputError]
-    try:
-        from ..dreambooth.train import DreamBoothError
-
-        types.append(DreamBoothError)
-    except ImportError:  # pragma: no cover - optional part missing
-        pass
+    types: list[type] = []
+    for module, names in (("priors", ("PriorError",)), ("svg.parse", ("SVGError",)),
+                          ("util.files", ("InputError", "OutputError")), ("nerf", ("PDSNerfError",)),
+                          ("dreambooth.train", ("DreamBoothError",))):
+        try:
+            found = importlib.import_module(f"..{module}", __name__)
+        except ImportError:  # pragma: no cover - an optional part missing or broken
+            continue
+        types += [getattr(found, name) for name in names if isinstance(getattr(found, name, None), type)]
     return tuple(types)
+
+
+#: How many :func:`run` calls are active (see :func:`inside_boundary`).
+_active = [0]
+
+
+def inside_boundary() -> bool:
+    """Whether a :func:`run` boundary is active: code that must also work without one (the
+    trainer of ``ns-train pds``, called by nerfstudio's own ``ns-train`` too) then raises its user
+    errors for the boundary to report instead of reporting them itself."""
+    return _active[0] > 0
 
 
 def run(prog: str, invoke: Callable[[], Optional[int]], interrupted: str = "interrupted") -> int:
@@ -77,9 +88,26 @@ def run(prog: str, invoke: Callable[[], Optional[int]], interrupted: str = "inte
 
     Returns the exit status: ``invoke``'s integer result (0 when it returns ``None``), 2 for
     user errors, 130 for Ctrl-C (``interrupted`` is the message), 1 for anything else.
-    """
-    from ..distiller import NonFiniteError
 
+    In a console entry point (:mod:`pds.entry`) Ctrl-C exits with status 130 at once before and
+    after ``invoke``; inside it, it is a ``KeyboardInterrupt`` for the command to handle.
+    """
+    from .. import entry
+
+    _active[0] += 1
+    released = False
+    try:
+        released = entry.release()
+        return _outcome(prog, invoke, interrupted)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one was being reported
+        return EXIT_INTERRUPTED
+    finally:
+        _active[0] -= 1
+        if released:
+            entry.rearm()
+
+
+def _outcome(prog: str, invoke: Callable[[], Optional[int]], interrupted: str) -> int:
     def say(message: str) -> None:
         click.echo(f"{prog}: {one_line(message)}", err=True)
 
@@ -94,9 +122,6 @@ def run(prog: str, invoke: Callable[[], Optional[int]], interrupted: str = "inte
     except click.ClickException as e:
         say(f"error: {e.format_message()}")
         return EXIT_USAGE
-    except NonFiniteError as e:
-        say(f"error: {e}")
-        return EXIT_INTERNAL
     except MemoryError:
         say("error: out of memory; use a smaller --size, fewer elements or a machine with more memory")
         return EXIT_INTERNAL
@@ -106,6 +131,10 @@ def run(prog: str, invoke: Callable[[], Optional[int]], interrupted: str = "inte
     except Exception as e:  # noqa: BLE001 - the boundary: everything becomes one line
         if _is_allocation_failure(e):
             say("error: out of memory; use a smaller --size, fewer elements or a machine with more memory")
+            return EXIT_INTERNAL
+        distiller = sys.modules.get(f"{__package__.rpartition('.')[0]}.distiller")  # raised only once imported
+        if distiller is not None and isinstance(e, distiller.NonFiniteError):
+            say(f"error: {e}")
             return EXIT_INTERNAL
         if isinstance(e, user_error_types()):
             say(f"error: {e}")
@@ -126,7 +155,8 @@ def _write_trace(prog: str) -> Optional[str]:
     import tempfile
 
     try:
-        fd, path = tempfile.mkstemp(prefix=f"{prog}-trace-", suffix=".txt")
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in prog)  # "ns-train pds" -> ns-train-pds
+        fd, path = tempfile.mkstemp(prefix=f"{name}-trace-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             traceback.print_exc(file=f)
         return path

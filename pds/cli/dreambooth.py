@@ -6,6 +6,11 @@ are both accepted. Bad input prints one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m pds.cli.dreambooth: Ctrl-C exits 130 from here on (pds.entry)
+    from pds.entry import guard
+
+    guard("pds-dreambooth")
+
 import sys
 from pathlib import Path
 from typing import Optional, Sequence

@@ -9,6 +9,11 @@ the empty prompt, :func:`pds.sampling.sample`).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m pds.cli.sample: Ctrl-C exits 130 from here on (pds.entry)
+    from pds.entry import guard
+
+    guard("pds-sample")
+
 from pathlib import Path
 from typing import Optional, Sequence
 

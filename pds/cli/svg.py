@@ -16,6 +16,11 @@ behind. Ctrl-C during the optimisation writes the current result and exits with 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m pds.cli.svg: Ctrl-C exits 130 from here on (pds.entry)
+    from pds.entry import guard
+
+    guard("pds-svg")
+
 import os
 import re
 import sys
@@ -322,6 +327,9 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--samples-per-step", type=click.IntRange(1, 64), default=None,
               help="Noise samples averaged per step: less random walk of the geometry, more time per step "
                    "[default: the prior's edit.samples_per_step, else 1].")
+@click.option("--shape-weight", type=FiniteFloat(min=0), default=None,
+              help="Weight of the term keeping each outline's local shape (0: off; higher keeps silhouettes, "
+                   "lower lets shapes change) [default: the prior's edit.shape_weight, else 0].")
 @click.option("--optimize", "optimize", default="points,fill,stroke", show_default=True,
               help="Comma list of points, fill, stroke, width, opacity.")
 @click.option("--only", multiple=True, metavar="ID",
@@ -343,7 +351,7 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: Optional[int],
          guidance: Optional[float], t_min: Optional[float], t_max: Optional[float], lr_points, lr_color, lr_width, lr_opacity,
-         samples_per_step: Optional[int], optimize: str,
+         samples_per_step: Optional[int], shape_weight: Optional[float], optimize: str,
          only: Sequence[str], size: Optional[int], png_size: int, style: str, seed: int, device: str,
          frames: Optional[Path], video: Optional[Path], frame_every: Optional[int], fps: float, quiet: bool):
     """Edit INPUT so that it matches --tgt, with a diffusion prior (PDS by default)."""
@@ -396,7 +404,8 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
     try:
         settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, t_min=t_min, t_max=t_max,
                                     learning_rates={k: v for k, v in rates.items() if v is not None and k in present},
-                                    kinds=kinds, samples_per_step=samples_per_step, seed=seed)
+                                    kinds=kinds, samples_per_step=samples_per_step,
+                                    shape_weight=shape_weight, prompts=(src_full, tgt_full), seed=seed)
         pds.Distiller(prior, method=method, guidance_scale=settings.guidance_scale, t_range=settings.t_range)
     except ValueError as e:  # bad values the option types let through (a NaN guidance, say)
         raise CLIError(str(e)) from None

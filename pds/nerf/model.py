@@ -5,13 +5,19 @@ differences:
 
 * no appearance embedding by default (the README trains nerfacto with
   ``--pipeline.model.use_appearance_embedding False``; it reduces editing artifacts);
-* no camera optimisation: editing must change the scene, not the poses;
+* the camera optimiser is off by default (the refinement stage's images are renders at the
+  nominal poses, so no pose correction applies to them); stage 1 turns it on, frozen, to apply
+  the pose corrections of the nerfacto checkpoint (see :func:`pds.nerf.config.stage1_optimizers`);
 * LPIPS is built on first use (:class:`pds.nerf.compat.LazyLPIPS`), so constructing the model
   downloads nothing.
 
 :meth:`PDSNerfactoModel.load_state_dict` accepts checkpoints trained on a different set of
-training images: per-image parameters (camera pose adjustments, appearance embeddings) whose
-shape does not match are skipped, as are LPIPS weights. Every other tensor must match, and a
+training images, or with the camera optimiser on where this model has it off or the reverse:
+per-image parameters (camera pose adjustments, appearance embeddings) that this model lacks or
+whose shape does not match are skipped (this model's own stay at their initial values: zero
+pose corrections), as are LPIPS weights. ``ns-train nerfacto``'s default split trains on 90 % of
+the frames and the editing stages on all of them, so its pose corrections are used only when it
+trained on every frame (for example with fewer than 10). Every other tensor must match, and a
 mismatch raises :class:`pds.nerf.PDSNerfError` naming the option to fix.
 """
 
@@ -46,7 +52,8 @@ class PDSNerfactoModelConfig(NerfactoModelConfig):
     eval_num_rays_per_chunk: int = 1 << 15
     """Rays per chunk when rendering a whole view without gradients."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
-    """Camera pose refinement (off: the edit must not move the cameras)."""
+    """Camera pose corrections (``pds`` turns them on with a frozen learning rate, to apply those of the
+    nerfacto checkpoint; off in ``pds_refinement``, whose images are renders at the nominal poses)."""
 
 
 class PDSNerfactoModel(NerfactoModel):
@@ -60,11 +67,14 @@ class PDSNerfactoModel(NerfactoModel):
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         own = self.state_dict()
-        kept, skipped = {}, []
+        kept, skipped, unused = {}, [], []
         for key, value in state_dict.items():
             if key.startswith(METRIC_PREFIXES) and key not in own:
                 continue
-            if key.startswith(PER_IMAGE_PREFIXES) and (key not in own or own[key].shape != value.shape):
+            if key.startswith(PER_IMAGE_PREFIXES) and key not in own:
+                unused.append(key)  # e.g. pose corrections, where this model's camera optimiser is off
+                continue
+            if key.startswith(PER_IMAGE_PREFIXES) and own[key].shape != value.shape:
                 skipped.append(key)
                 continue
             kept[key] = value
@@ -86,6 +96,10 @@ class PDSNerfactoModel(NerfactoModel):
                 "--pipeline.model.* options to this method as to that run")
         if skipped:
             CONSOLE.print(f"[yellow]pds: not loading {len(skipped)} per-image parameter tensor(s) of the checkpoint "
-                          f"({', '.join(sorted({k.split('.')[0] for k in skipped}))}): this run trains on a different "
-                          f"set of images and does not use them")
+                          f"({', '.join(sorted({k.split('.')[0] for k in skipped}))}): the checkpoint was trained on "
+                          f"another number of images than this run's {self.num_train_data}; they start from their "
+                          f"initial values")
+        if unused:
+            CONSOLE.print(f"pds: the checkpoint's {', '.join(sorted({k.split('.')[0] for k in unused}))} "
+                          f"parameters are not used (off in this model)")
         return super().load_state_dict(kept, strict=False, assign=assign)

@@ -20,30 +20,110 @@ Checkpoints are identical to those of ``ns-train`` (LPIPS has no trainable state
 discover the ``pds`` methods on every run, and that import installs the same lazy metric. This
 module remains for environments where the entry points are not registered (e.g. a source
 checkout on ``PYTHONPATH`` without ``pip install``).
+
+Errors go through the package's error boundary (:func:`pds.cli.run`), as in ``pds-svg``: bad
+input (a ``--data`` that is not a dataset, a missing prompt, an unknown prior, an empty
+``--load-dir``) is ONE line ``ns-train METHOD: error: ...`` with exit status 2, checked before
+nerfstudio writes its ``config.yml`` or builds anything; a failure of our code or nerfstudio's is
+one line naming the file its traceback was written to (exit 1); Ctrl-C exits with status 130 at
+any time, from the first import on (nerfstudio alone would print the traceback and exit 0).
+Command-line syntax errors are tyro's own message (exit 2).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
+
+#: The program name in messages (``ns-train METHOD: error: ...``).
+PROG = "ns-train"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Run ``ns-train`` with ``argv`` (default: the command line) and a lazy LPIPS metric."""
+    """Run ``ns-train`` with ``argv`` (default: the command line) and a lazy LPIPS metric, behind
+    the error boundary; exits with the boundary's status (0, 1, 2 or 130)."""
+    from ..cli import run
+
+    if not sys.warnoptions:  # torch's and nerfstudio's deprecation notices are for their callers, not a user
+        import warnings
+
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category)
+    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    method = args[0] if args and not args[0].startswith("-") else ""
+    sys.exit(run(f"{PROG} {method}".strip(), lambda: train(args)))
+
+
+def train(args: Sequence[str]) -> None:
+    """Parse ``args`` as ``ns-train`` does, check the inputs, then run nerfstudio's training.
+
+    Raises:
+        pds.nerf.PDSNerfError, pds.priors.PriorError: bad input (before anything is written).
+        click.exceptions.Abort: Ctrl-C during training (nerfstudio swallows ``KeyboardInterrupt``).
+        SystemExit: ``-h`` (status 0) or a command line tyro cannot parse (status 2, tyro's message).
+    """
     from .compat import install_lazy_lpips
 
     install_lazy_lpips()
-    from nerfstudio.scripts import train
+    import tyro
+    from nerfstudio.scripts import train as ns_train
 
-    if argv is not None:
-        sys.argv = ["ns-train", *argv]
-    if _wants_cpu(sys.argv[1:]):
+    args = [str(a) for a in args]
+    sys.argv = [PROG, *args]  # as ns-train would see it
+    if _wants_cpu(args):
         from nerfstudio.configs.method_configs import all_methods
 
         from .splat.model import use_torch_splatfacto
 
         use_torch_splatfacto(all_methods)  # gsplat's kernels need CUDA
-    train.entrypoint()
+    tyro.extras.set_accent_color("bright_yellow")  # what ns_train.entrypoint() does, with our checks between
+    config = tyro.cli(ns_train.AnnotatedBaseConfigUnion, prog=PROG, args=args,
+                      description=ns_train.convert_markup_to_ansi(ns_train.__doc__))
+    check_before_training(config)
+    with _interrupts_reach_the_boundary(ns_train):
+        ns_train.main(config)
+
+
+def check_before_training(config) -> None:
+    """The checks the trainer of our methods runs when it is built (:func:`pds.nerf.trainer.check_inputs`),
+    run before nerfstudio writes the run's folder; for other methods (``nerfacto``, ``splatfacto``)
+    the ``--data`` folder is checked when one is given.
+
+    Raises:
+        pds.nerf.PDSNerfError: with a message that names the flag to fix.
+    """
+    from .trainer import PDSTrainer, PDSTrainerConfig, check_data, check_inputs, data_path
+
+    if getattr(config, "load_config", None):  # replaced by a saved config: the trainer checks that one
+        return
+    target = getattr(config, "_target", None)
+    if isinstance(config, PDSTrainerConfig) and isinstance(target, type) and issubclass(target, PDSTrainer):
+        check_inputs(config, target.kind)
+    elif data_path(config) is not None:
+        check_data(config)
+
+
+@contextlib.contextmanager
+def _interrupts_reach_the_boundary(ns_train) -> Iterator[None]:
+    """nerfstudio's ``launch`` catches ``KeyboardInterrupt``, prints its traceback and returns (exit
+    status 0); within the block, Ctrl-C in training leaves it as ``click.exceptions.Abort``, which
+    the boundary reports as one line with exit status 130."""
+    import click
+
+    original = ns_train.train_loop
+
+    def train_loop(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise click.exceptions.Abort() from exc
+
+    ns_train.train_loop = train_loop
+    try:
+        yield
+    finally:
+        ns_train.train_loop = original
 
 
 def _wants_cpu(args: Sequence[str]) -> bool:
@@ -58,4 +138,7 @@ def _wants_cpu(args: Sequence[str]) -> bool:
 
 
 if __name__ == "__main__":
+    from pds.entry import guard
+
+    guard(PROG)  # Ctrl-C exits 130 from here on, through the imports of torch and nerfstudio
     main()

@@ -2,9 +2,11 @@
 
 * :func:`check_inputs` runs when the trainer is built, before any dataset, model or prior is
   loaded: a missing or empty ``--load-dir``, a ``--data`` that is not a dataset, a missing prompt
-  or an unknown prior end the run with ONE line saying what to fix (``SystemExit``), not a
-  traceback. Errors found while building the pipeline (words the prior does not know, a
-  checkpoint of a different model) end the same way, still before the first step.
+  or an unknown prior end the run with ONE line saying what to fix, not a traceback, and exit
+  status 2: through the package's error boundary (:func:`pds.cli.run`) under ``python -m
+  pds.nerf.ns_train``, as its own ``SystemExit(2)`` under nerfstudio's ``ns-train``. Errors found
+  while building the pipeline (words the prior does not know, a checkpoint of a different model)
+  end the same way, still before the first step.
 * Checkpoints load under torch >= 2.6 (:func:`pds.nerf.compat.load_checkpoint_file`). A checkpoint
   of ANOTHER method (nerfacto for ``pds``, ``pds`` for ``pds_refinement``) contributes its weights
   and step only: the optimizers and learning-rate schedules start fresh, as the editing recipe
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Type
@@ -161,10 +164,19 @@ def _plain_numbers(container) -> None:
 
 @contextlib.contextmanager
 def _one_line_errors(method: Optional[str]) -> Iterator[None]:
+    """Bad input inside the block: under the package's error boundary (``python -m
+    pds.nerf.ns_train``, :func:`pds.cli.run`) the error is raised for the boundary to report;
+    under nerfstudio's own ``ns-train`` it is the boundary's line, ``ns-train METHOD: error:
+    ...`` on stderr, and exit status 2 (not a traceback)."""
+    from ..cli import EXIT_USAGE, inside_boundary, one_line
+
     try:
         yield
     except (PDSNerfError, PriorError) as exc:
-        raise SystemExit(f"ns-train {method or ''}: error: {exc}") from exc
+        if inside_boundary():
+            raise
+        print(f"ns-train {method or ''}: error: {one_line(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_USAGE) from exc
 
 
 class PDSTrainer(Trainer):
@@ -176,6 +188,9 @@ class PDSTrainer(Trainer):
     """The kind of scene this trainer's methods edit (a subclass for splats sets :data:`SPLAT`)."""
 
     def __init__(self, config: PDSTrainerConfig, local_rank: int = 0, world_size: int = 1) -> None:
+        from ..cli import quiet_libraries
+
+        quiet_libraries()  # no loading bars of the prior's libraries: an error stays one line
         with _one_line_errors(config.method_name):
             self.checkpoint_path = check_inputs(config, self.kind)
         super().__init__(config, local_rank, world_size)

@@ -97,6 +97,11 @@ class EditDefaults:
         t_min, t_max: timestep range (fractions of the DDIM grid).
         learning_rates: ``{parameter kind: lr}`` for the SVG scene (``points``, ``fill``...).
         samples_per_step: noise samples averaged per optimiser step.
+        shape_weight: weight of the outline-keeping term of SVG edits
+            (:func:`pds.svg.editing.outline_term`; ``0`` turns it off).
+        adam_beta1: Adam's first-moment decay for the edit (in ``[0, 1)``; torch's default 0.9).
+        shape_words: the words of this prior's vocabulary that name a shape; when the two prompts
+            name different ones the edit is a shape edit and the outline term is off.
     """
 
     steps: Optional[int] = None
@@ -105,6 +110,9 @@ class EditDefaults:
     t_max: Optional[float] = None
     learning_rates: Mapping[str, float] = field(default_factory=dict)
     samples_per_step: Optional[int] = None
+    shape_weight: Optional[float] = None
+    adam_beta1: Optional[float] = None
+    shape_words: Optional[tuple[str, ...]] = None
 
     @staticmethod
     def from_json(d: Any, legacy_steps: Any = None) -> "EditDefaults":
@@ -120,8 +128,15 @@ class EditDefaults:
         t_max = _num(d, "t_max", "edit.")
         if t_min is not None and t_max is not None and not 0 <= t_min < t_max <= 1:
             raise MetadataError(f"edit.t_min/t_max must satisfy 0 <= t_min < t_max <= 1, got {t_min}, {t_max}")
+        shape_weight = _num(d, "shape_weight", "edit.", positive=False)
+        if shape_weight is not None and shape_weight < 0:
+            raise MetadataError(f"edit.shape_weight must be >= 0, got {shape_weight}")
+        beta1 = _num(d, "adam_beta1", "edit.", positive=False)
+        if beta1 is not None and not 0 <= beta1 < 1:
+            raise MetadataError(f"edit.adam_beta1 must be in [0, 1), got {beta1}")
         return EditDefaults(steps, _num(d, "guidance_scale", "edit."), t_min, t_max, rates,
-                            _num(d, "samples_per_step", "edit.", int))
+                            _num(d, "samples_per_step", "edit.", int), shape_weight, beta1,
+                            _words(d, "shape_words"))
 
 
 @dataclass(frozen=True)
@@ -188,7 +203,7 @@ class PriorMetadata:
             out["vocabulary"] = list(self.vocabulary)
         if self.identifier_tokens:
             out["identifier_tokens"] = list(self.identifier_tokens)
-        edit = {k: v for k, v in asdict(self.edit).items() if v not in (None, {})}
+        edit = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.edit).items() if v not in (None, {})}
         if edit:
             out["edit"] = edit
         for key in ("sampling", "dreambooth"):

@@ -6,13 +6,15 @@ rasterizer are imported on first use.
 
 Modules:
     :mod:`pds.svg.scene`: :class:`SVGScene`, the :class:`pds.Renderer` over an SVG document.
-    :mod:`pds.svg.parse`: safe XML reading and the document walk (supported features listed there).
+    :mod:`pds.svg.parse`: safe XML reading and the document walk, one module per concern
+        (supported features and the module map listed there).
     :mod:`pds.svg.geometry`: shape elements as tensors.
-    :mod:`pds.svg.style`: CSS cascade, colours, lengths.
+    :mod:`pds.svg.style`: CSS cascade, computed style, colours, lengths.
     :mod:`pds.svg.write`: structure-preserving SVG output.
-    :mod:`pds.svg.shapes` / :mod:`pds.svg.raster`: the draw list and the differentiable rasterizer.
-    :mod:`pds.svg.image`, :mod:`pds.svg.filters`, :mod:`pds.svg.text`: ``<image>`` from ``data:``
-        URIs, filter effects, text as glyph outlines.
+    :mod:`pds.svg.shapes` / :mod:`pds.svg.raster`: the draw list and the differentiable rasterizer
+        (flatten, cover, paint, composite, then the layer compositing stage with filters).
+    :mod:`pds.svg.image`, :mod:`pds.svg.text`: ``<image>`` from ``data:`` URIs, text as glyph
+        outlines.
     :mod:`pds.cli.svg`: the ``pds-svg`` command.
 """
 

@@ -11,6 +11,17 @@ scene. Two choices here keep an edit from destroying what the prompt does not as
 * **Learning rates come from the prior's metadata** (``edit.learning_rates``), where they were
   measured: geometry steps under a noisy distillation gradient random-walk, so a prior with a
   noisier gradient needs a smaller point rate.
+* **Outlines keep their local shape** (:func:`outline_term`, weight ``shape_weight``): every
+  optimised outline's differential coordinates (each control point minus the mean of its two
+  neighbours) are pulled towards the source's. Control points moved independently by a noisy
+  distillation gradient twist a star into a pinwheel long before the prompt's colour is reached;
+  the term leaves translation free and charges bends, so a recolour keeps its silhouette while
+  a shape edit can still pay for the bends it needs.
+* **A longer Adam momentum** (``adam_beta1``, from the metadata): a parameter the prompt does
+  not concern (the background's fill in a recolour) gets a gradient that is mostly noise; Adam
+  normalises its size, so with torch's ``β1 = 0.9`` it random-walks by about its learning rate
+  each step. A first moment averaged over more steps cancels more of that noise and leaves
+  consistent gradients (the colour the prompt asks for) as fast as before.
 * **Several noise samples per step** (``samples_per_step``, from the metadata): the render is
   distilled as a batch of ``k`` copies, each with its own timestep and noises, and the gradient
   is their mean. Adam normalises step sizes, so without this every parameter moves by about its
@@ -20,6 +31,7 @@ scene. Two choices here keep an edit from destroying what the prompt does not as
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -31,6 +43,10 @@ DEFAULT_GUIDANCE = 100.0
 DEFAULT_T_RANGE = (0.1, 0.98)
 #: Parameter kinds measured in pixels (their metadata rates are per pixel at 512 px).
 GEOMETRY_KINDS = ("points", "stroke_width")
+#: Weight of :func:`outline_term` where neither the caller nor the prior's metadata decides.
+DEFAULT_SHAPE_WEIGHT = 0.0
+#: Adam's first-moment decay where the prior's metadata does not decide (torch's default).
+DEFAULT_ADAM_BETA1 = 0.9
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,8 @@ class EditSettings:
             ``stroke_width``) in pixels per step at a 512-px render, so they fit any SVG size.
         keep_alpha: freeze the alpha of fill/stroke colours (see the module docstring).
         samples_per_step: noise samples averaged per step (``≥ 1``).
+        shape_weight: weight of :func:`outline_term` (``≥ 0``; ``0``: off).
+        adam_beta1: Adam's first-moment decay (see the module docstring).
         seed: seed of the run's generator.
     """
 
@@ -58,21 +76,26 @@ class EditSettings:
     measured_rates: Mapping[str, float] = field(default_factory=dict)
     keep_alpha: bool = True
     samples_per_step: int = 1
+    shape_weight: float = DEFAULT_SHAPE_WEIGHT
+    adam_beta1: float = DEFAULT_ADAM_BETA1
     seed: int = 0
 
 
 def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None, guidance: Optional[float] = None,
                      t_min: Optional[float] = None, t_max: Optional[float] = None,
                      learning_rates: Optional[Mapping[str, float]] = None, kinds=None,
-                     samples_per_step: Optional[int] = None, seed: int = 0) -> EditSettings:
+                     samples_per_step: Optional[int] = None, shape_weight: Optional[float] = None,
+                     prompts: Optional[tuple[str, str]] = None, seed: int = 0) -> EditSettings:
     """The user's values, else the prior's ``edit`` metadata, else the reference defaults.
 
     ``learning_rates`` are the user's per-kind rates (user units); the prior's measured rates
     (:attr:`EditSettings.measured_rates`) fill the kinds the user left open. ``kinds``: the parameter kinds being optimised (alpha stays frozen unless
-    ``"opacity"`` is among them; default: frozen).
+    ``"opacity"`` is among them; default: frozen). ``prompts``: ``(src, tgt)``; when the prior's
+    metadata lists its ``shape_words`` and the two prompts name different shapes, the outline term
+    is off unless the caller set ``shape_weight`` (a shape edit must be free to bend outlines).
 
     Raises:
-        ValueError: an empty timestep range.
+        ValueError: an empty timestep range or a negative ``shape_weight``.
     """
     from ..priors import metadata_of
 
@@ -81,12 +104,32 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
     t_hi = t_max if t_max is not None else (meta.t_max if meta.t_max is not None else DEFAULT_T_RANGE[1])
     if not 0 <= t_lo < t_hi <= 1:
         raise ValueError(f"the timestep range t_min={t_lo} .. t_max={t_hi} is empty; pass --t-min below --t-max")
+    weight = shape_weight if shape_weight is not None else (
+        meta.shape_weight if meta.shape_weight is not None else DEFAULT_SHAPE_WEIGHT)
+    if shape_weight is None and prompts is not None and asks_for_new_shape(meta.shape_words, *prompts):
+        weight = 0.0
+    if not (weight >= 0 and weight < float("inf")):
+        raise ValueError(f"the shape weight must be a finite number >= 0, got {weight}; pass e.g. --shape-weight 0.02")
     return EditSettings(method=method, steps=int(steps if steps is not None else (meta.steps or DEFAULT_STEPS)),
                         guidance_scale=float(guidance if guidance is not None else (meta.guidance_scale or DEFAULT_GUIDANCE)),
                         t_range=(float(t_lo), float(t_hi)), learning_rates=dict(learning_rates or {}),
                         measured_rates=dict(meta.learning_rates),
                         keep_alpha=not (kinds is not None and "opacity" in kinds),
-                        samples_per_step=int(samples_per_step or meta.samples_per_step or 1), seed=int(seed))
+                        samples_per_step=int(samples_per_step or meta.samples_per_step or 1),
+                        shape_weight=float(weight),
+                        adam_beta1=float(meta.adam_beta1 if meta.adam_beta1 is not None else DEFAULT_ADAM_BETA1),
+                        seed=int(seed))
+
+
+def asks_for_new_shape(shape_words, src_prompt: str, tgt_prompt: str) -> bool:
+    """Whether the two prompts name different shapes (``shape_words``: a prior's
+    ``edit.shape_words``; ``None``: unknown, so ``False``)."""
+    if not shape_words:
+        return False
+    from ..priors.diffusers_prior import prompt_words
+
+    words = set(shape_words)
+    return {w for w in prompt_words(src_prompt) if w in words} != {w for w in prompt_words(tgt_prompt) if w in words}
 
 
 def _freeze_colour_alpha(scene) -> list:
@@ -101,12 +144,62 @@ def _freeze_colour_alpha(scene) -> list:
     return handles
 
 
-class _Repeated:
-    """A renderer that shows ``k`` copies of another's render as a batch ``(k, 3, H, W)``, so the
-    distiller draws ``k`` independent timesteps and noises for the same picture."""
+def _laplacian(points: torch.Tensor, closed: bool) -> torch.Tensor:
+    """Differential coordinates ``p_i - (p_{i-1} + p_{i+1}) / 2`` of a control polygon ``(N, 2)``:
+    cyclic for a closed subpath, the interior points of an open one."""
+    if closed:
+        return points - 0.5 * (points.roll(1, 0) + points.roll(-1, 0))
+    return points[1:-1] - 0.5 * (points[:-2] + points[2:])
 
-    def __init__(self, renderer, k: int):
-        self.inner, self.k = renderer, int(k)
+
+def outline_term(scene, weight: float) -> Optional[Callable[[], torch.Tensor]]:
+    """The outline-keeping regulariser of an SVG edit, or ``None`` (weight 0 or no geometry moves).
+
+    For every optimised shape element (paths, polygons, and circles, ellipses and rects through
+    their cubic outlines) and every subpath with at least three control points, the differential
+    coordinates (:func:`_laplacian`) are compared with the source's:
+    ``weight * Σ |δ - δ_src|²``, with coordinates in pixels of a 512-px render so that one weight
+    fits any SVG size. It is invariant to translation, so an element may still move; it charges
+    bending, scaling and twisting in proportion to how far they go.
+
+    Args:
+        scene: a :class:`pds.svg.SVGScene` (its current parameters are the source).
+        weight: ``≥ 0``.
+
+    Returns:
+        a function of no arguments returning the scalar term (a tensor with gradient), or ``None``.
+    """
+    if weight <= 0:
+        return None
+    active = {id(t) for t in scene.parameters().get("points", [])}
+    geometries = [p.geometry for p in scene.document.params
+                  if p.kind == "points" and any(id(t) in active for t in p.tensors())]
+    scale = 512.0 / scene.document.user_size  # pixels of a 512-px render per user unit
+
+    def deltas():
+        return [_laplacian(s.points * scale, s.closed) for g in geometries for s in g.subpaths() if len(s.points) >= 3]
+
+    with torch.no_grad():
+        reference = [d.detach().clone() for d in deltas()]
+    if not reference:
+        return None
+
+    def term() -> torch.Tensor:
+        return weight * sum(((d - r) ** 2).sum() for d, r in zip(deltas(), reference))
+
+    return term
+
+
+class _EditRenderer:
+    """The scene as the distiller sees it during an edit: ``k`` copies of its render as a batch
+    ``(k, 3, H, W)`` (so the distiller draws ``k`` independent timesteps and noises for the same
+    picture) and the edit's regulariser."""
+
+    def __init__(self, renderer, k: int, regularizer: Optional[Callable[[], torch.Tensor]] = None):
+        self.inner, self.k, self.regularizer = renderer, int(k), regularizer
+
+    def regularization(self):
+        return self.regularizer() if self.regularizer is not None else None
 
     def parameters(self):
         return self.inner.parameters()
@@ -122,6 +215,8 @@ class _Repeated:
 
     def render(self):
         img = self.inner.render()
+        if self.k <= 1:
+            return img
         img = img if img.dim() == 4 else img[None]
         return img.expand(self.k, *img.shape[1:])
 
@@ -144,7 +239,7 @@ def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSet
     measured = {k: v * (unit if k in GEOMETRY_KINDS else 1.0) for k, v in settings.measured_rates.items()}
     lr = {k: v for k, v in {**measured, **settings.learning_rates}.items() if k in present} or None
     handles = _freeze_colour_alpha(scene) if settings.keep_alpha else []
-    renderer = scene if settings.samples_per_step <= 1 else _Repeated(scene, settings.samples_per_step)
+    renderer = _EditRenderer(scene, settings.samples_per_step, outline_term(scene, settings.shape_weight))
 
     def cb(step, images, loss):  # callers see one picture, not the batch of copies
         if callback is not None:
@@ -152,7 +247,8 @@ def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSet
 
     try:
         return distiller.optimize(renderer, None, src_prompt, tgt_prompt, steps=settings.steps, lr=lr,
-                                  callback=cb, progress=progress, generator=generator)
+                                  callback=cb, progress=progress, generator=generator,
+                                  optimizer_cls=functools.partial(torch.optim.Adam, betas=(settings.adam_beta1, 0.999)))
     finally:
         for h in handles:
             h.remove()

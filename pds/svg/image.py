@@ -125,7 +125,7 @@ def placement(size, viewport, par: Optional[str]) -> Tuple[np.ndarray, Tuple[flo
         ``(matrix, clip)``: 3×3 matrix, and ``(x, y, w, h)`` of the visible part in user space
         (the viewport intersected with the placed picture).
     """
-    from .parse import translate, view_box_transform
+    from .parse.transforms import translate, view_box_transform
 
     x, y, w, h = viewport
     m = translate(x, y) @ view_box_transform((0.0, 0.0, float(size[0]), float(size[1])), par, w, h)

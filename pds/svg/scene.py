@@ -25,21 +25,24 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .dash import dash_subpaths
+from .geometry import subpath_bbox
 from .parse import (
+    ClipDef,
     ColorParam,
     Document,
     DrawItem,
     GradientRef,
+    LayerDef,
+    MaskDef,
     Param,
+    PatternRef,
     SVGError,
     SVGFeatureWarning,
     build_document,
     read_xml,
+    view_box_transform,
 )
-from .dash import dash_subpaths
-from .geometry import subpath_bbox
-from .layers import ClipDef, LayerDef, MaskDef, PatternRef
-from .parse import view_box_transform
 from .shapes import (
     DrawGroup,
     ImageNode,
@@ -446,7 +449,7 @@ class SVGScene:
         opacity = ld.opacity.value if ld.opacity is not None else 1.0
         stages = None
         if ld.filter is not None:
-            from .filters import resolve
+            from .raster.filters import resolve
 
             box = _bbox(items, ld.ctm)
             w, h = self._canvas_wh

@@ -163,7 +163,7 @@ class Layer:
             ``0.2125 R + 0.7154 G + 0.0721 B``, CSS Masking §7.1) or alpha, or ``None``.
         mask_type: ``"luminance"`` or ``"alpha"``.
         blend: one of :data:`BLEND_MODES`.
-        filter: a :class:`pds.svg.filters.PixelFilter` applied to the rendered children before
+        filter: a :class:`pds.svg.raster.filters.PixelFilter` applied to the rendered children before
             clip, mask and opacity (Filter Effects 1 §5 / CSS Masking order), or ``None``.
     """
 

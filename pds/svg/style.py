@@ -7,6 +7,10 @@ itself depends on: ``tinycss2`` (tokenising declarations and sheets, CSS colour 
 when a document has a ``<style>`` element, ``cssselect2`` (matching selectors against
 ElementTree elements).
 
+It also holds the computed-style step the parser applies per element (:func:`computed_style`:
+inheritance, ``inherit``, relative ``font-size``) and remembers which element declared each value,
+so that optimised values are written back where they take effect (:func:`value_owner`).
+
 Everything here is pure and tensor-free; :mod:`pds.svg.parse` builds the scene from it.
 """
 
@@ -31,6 +35,7 @@ __all__ = [
     "PROPERTIES",
     "Declared",
     "Stylesheet",
+    "computed_style",
     "declarations",
     "local_name",
     "parse_color",
@@ -38,6 +43,8 @@ __all__ = [
     "parse_numbers",
     "parse_opacity",
     "set_declaration",
+    "style_value",
+    "value_owner",
 ]
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -310,6 +317,74 @@ def declarations(element: ET.Element, sheet: Optional[Stylesheet]) -> Dict[str, 
         (important if imp else out)[name] = Declared(value, "style")
     out.update(important)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# computed style
+# --------------------------------------------------------------------------------------------
+
+#: ``url(#id)`` with what follows it (a paint's fallback colour): paint servers, ``clip-path``,
+#: ``mask``, markers.
+URL_RE = re.compile(r"""^url\(\s*['"]?\s*#([^'")\s]+)\s*['"]?\s*\)\s*(.*)$""", re.DOTALL)
+
+#: CSS ``font-size`` keywords in px (CSS Fonts 4 §2.5, medium = 16px).
+FONT_KEYWORDS = {"xx-small": 9.0, "x-small": 10.0, "small": 13.0, "medium": 16.0, "large": 18.0,
+                 "x-large": 24.0, "xx-large": 32.0, "xxx-large": 48.0}
+
+
+def resolve_font_size(text: str, parent: float) -> float:
+    """A declared ``font-size`` in px, relative units resolved against the parent's ``parent``."""
+    t = text.strip().lower()
+    if t in FONT_KEYWORDS:
+        return FONT_KEYWORDS[t]
+    if t == "larger":
+        return parent * 1.2
+    if t == "smaller":
+        return parent / 1.2
+    v = parse_length(t, parent, parent, default=None)
+    return parent if v is None or v < 0 else v
+
+
+def computed_style(el: ET.Element, declared: Dict[str, Declared], parent: Dict, level: int = 0) -> Dict:
+    """Computed style of ``el``: property → value, plus ``"@" + property`` → ``(declaring element, level)``.
+
+    Args:
+        el: the element.
+        declared: its own declarations after the cascade (:func:`declarations`).
+        parent: the computed style it inherits from.
+        level: the number of ``use`` boundaries above ``el``; it tells :func:`value_owner` whether
+            an inherited value crossed a ``use`` (then it is written back on that ``use``).
+    """
+    style = {k: v for k, v in parent.items() if (k[1:] if k[:1] == "@" else k) in INHERITED}
+    for k, d in declared.items():
+        v = d.value
+        if v.strip().lower() == "inherit":
+            for key in (k, "@" + k):
+                if key in parent:
+                    style[key] = parent[key]
+            continue
+        if k == "font-size":
+            v = f"{resolve_font_size(v, parse_length(parent.get('font-size', '16'), 16.0, default=16.0)):.12g}"
+        style[k] = v
+        style["@" + k] = (el, level)
+    return style
+
+
+def style_value(style: Dict[str, str], name: str) -> str:
+    """A computed property, or its initial value (:data:`DEFAULTS`), stripped."""
+    return style.get(name, DEFAULTS.get(name, "")).strip()
+
+
+def value_owner(el: ET.Element, style: Dict, prop: str, uses: Tuple[ET.Element, ...]) -> ET.Element:
+    """Where an optimised ``prop`` of shape ``el`` is written back.
+
+    The shape itself, unless its value is inherited across a ``use`` boundary: then the first
+    ``use`` below the declaring element, so that each instance keeps its own value and the
+    referenced element stays shared.
+    """
+    by = style.get("@" + prop)
+    level = by[1] if by is not None else 0
+    return el if level >= len(uses) else uses[level]
 
 
 def set_declaration(element: ET.Element, name: str, value: str, origin: str = "attr") -> None:

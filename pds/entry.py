@@ -1,0 +1,114 @@
+"""Console entry points that answer Ctrl-C from their first line on.
+
+``pds-svg``, ``pds-sample`` and ``pds-dreambooth`` (``[project.scripts]``) start here, not in
+:mod:`pds.cli` (``python -m pds.cli.svg`` and ``python -m pds.nerf.ns_train`` call :func:`guard`
+first too): their modules import click, torch and the model libraries, which takes seconds,
+and Python's own Ctrl-C handling would print a ``KeyboardInterrupt`` traceback from the middle of
+those imports, before the error boundary (:func:`pds.cli.run`) exists. This module imports
+nothing but the standard library's ``os``, ``signal`` and ``sys``, and its functions install a
+SIGINT handler (:func:`guard`) before importing anything else:
+
+* before the boundary runs (start-up) Ctrl-C prints ``PROG: interrupted`` and exits with
+  status 130 at once (nothing has been written yet);
+* while the command runs the boundary takes over (:func:`release`): Ctrl-C is a
+  ``KeyboardInterrupt`` again, which the commands turn into their own handling (``pds-svg edit``
+  writes the current result) and the boundary into exit status 130;
+* once the command has returned (:func:`rearm`: output flushed, interpreter shutting down)
+  Ctrl-C exits with status 130 at once and silently (the command has already reported).
+
+Not covered: the first few tens of milliseconds, while the interpreter itself starts (its
+``site`` module and the ``.pth`` files of the installed packages), before the console script's
+first line runs; there Python prints its own traceback, or a SIGINT that arrives before Python
+installed its handler kills the process (which a shell also reports as status 130).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+__all__ = ["dreambooth", "guard", "guarded", "rearm", "release", "sample", "svg"]
+
+#: Exit status after Ctrl-C (the shell's 128 + SIGINT); :data:`pds.cli.EXIT_INTERRUPTED` too.
+EXIT_INTERRUPTED = 130
+
+_state = {"prog": "pds", "quiet": False}
+
+
+def _interrupted(signum, frame) -> None:  # noqa: ARG001 - the signal handler signature
+    """Exit 130 now, with one line unless the command has already reported (see the module doc)."""
+    if not _state["quiet"]:
+        try:
+            os.write(2, f"{_state['prog']}: interrupted\n".encode("utf-8", "replace"))
+        except OSError:  # stderr closed: the status still says it
+            pass
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _install(handler) -> bool:
+    """``signal.signal(SIGINT, handler)``; ``False`` outside the main thread, where it cannot be."""
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        return False
+    return True
+
+
+def guard(prog: str) -> bool:
+    """Make Ctrl-C exit with status 130 and one line ``PROG: interrupted`` from now on.
+
+    Only replaces Python's default handler, from the main thread (an embedding program's own
+    handler, or SIGINT ignored by ``nohup``, stay as they are). Returns whether it did.
+    """
+    _state.update(prog=prog, quiet=False)
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return guarded()
+    return _install(_interrupted)
+
+
+def guarded() -> bool:
+    """Whether :func:`guard`'s handler is the SIGINT handler now."""
+    return signal.getsignal(signal.SIGINT) is _interrupted
+
+
+def release() -> bool:
+    """Hand Ctrl-C back to Python (``KeyboardInterrupt``) for the command to handle; returns
+    whether :func:`guard`'s handler was installed (the boundary then calls :func:`rearm`)."""
+    return guarded() and _install(signal.default_int_handler)
+
+
+def rearm() -> None:
+    """After the command: flush what it printed, then let Ctrl-C exit 130 silently and at once
+    (instead of a traceback from the interpreter's shutdown)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError, RuntimeError):  # closed or broken pipe: nothing to keep
+            pass
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        _state["quiet"] = True
+        _install(_interrupted)
+
+
+def _launch(prog: str, module: str) -> None:
+    guard(prog)
+    import importlib
+
+    importlib.import_module(module).main()  # exits through the boundary (pds.cli.main_of)
+
+
+def svg() -> None:
+    """``pds-svg`` (:mod:`pds.cli.svg`)."""
+    _launch("pds-svg", "pds.cli.svg")
+
+
+def sample() -> None:
+    """``pds-sample`` (:mod:`pds.cli.sample`)."""
+    _launch("pds-sample", "pds.cli.sample")
+
+
+def dreambooth() -> None:
+    """``pds-dreambooth`` (:mod:`pds.cli.dreambooth`)."""
+    _launch("pds-dreambooth", "pds.cli.dreambooth")

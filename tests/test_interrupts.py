@@ -1,0 +1,166 @@
+"""Ctrl-C at any time (issue 13): every command exits with status 130, at most one stderr line
+and never a traceback, from its first line on: during the seconds of ``import torch`` (and
+nerfstudio) before the error boundary exists, while the command runs, and after it.
+
+The console scripts start in :mod:`pds.entry`, which installs the SIGINT handling before
+importing anything heavy (``import pds`` itself is light: its names load on first use). The
+processes get SIGINT at fixed delays after the interpreter has started; the interpreter's own
+start-up (``site`` and the ``.pth`` files of the installed packages, before any line of ours) is
+measured first and excluded, as no package can answer there (see :mod:`pds.entry`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+BIN = Path(sys.executable).parent
+NS = 'xmlns="http://www.w3.org/2000/svg"'
+RECT = f'<svg {NS} viewBox="0 0 10 10"><rect x="2" y="2" width="6" height="6" fill="red"/></svg>'
+#: Seconds after the interpreter's own start-up: the first lines of the console script (``import
+#: pds``, pds.entry), then inside ``import torch`` / click / nerfstudio.
+DELAYS = (0.0, 0.3, 1.0)
+
+
+def _env() -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("PDS_DEBUG", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def interpreter_start_up() -> float:
+    """The longest of three runs of ``python -c pass`` (plus half of it, for a loaded machine): the
+    part of a process's life before the first line of any console script."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, env=_env())
+        times.append(time.perf_counter() - start)
+    return 1.5 * max(times)
+
+
+def _commands(tmp: Path) -> dict:
+    """Each program with arguments that keep it busy for far longer than the delays."""
+    rect = tmp / "in.svg"
+    rect.write_text(RECT)
+    instances = tmp / "instances"
+    instances.mkdir()
+    from PIL import Image
+
+    for i in range(2):
+        Image.new("RGB", (32, 32), (200, 30 * i, 30)).save(instances / f"{i}.png")
+    return {
+        "pds-svg": [str(BIN / "pds-svg"), "edit", str(rect), "-o", str(tmp / "out.svg"), "--src", "a red square",
+                    "--tgt", "a blue square", "--steps", "100000", "--device", "cpu"],
+        "pds-sample": [str(BIN / "pds-sample"), "-p", "a red circle", "--steps", "1000", "-n", "64",
+                       "-o", str(tmp / "grid.png"), "--device", "cpu"],
+        "pds-dreambooth": [str(BIN / "pds-dreambooth"), "--instance_prompt", "a photo of a sks circle",
+                           "--instance_dir", str(instances), "--save_dir", str(tmp / "tuned"),
+                           "--no-with_prior_preservation", "--max_train_steps", "100000", "--device", "cpu"],
+        "ns-train": [sys.executable, "-m", "pds.nerf.ns_train", "nerfacto", "-h"],
+    }
+
+
+def _interrupt(command, delay: float, tmp: Path):
+    before = sorted(p.name for p in tmp.iterdir())
+    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp)
+    time.sleep(delay)
+    alive = p.poll() is None
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert alive, f"finished before the signal (status {p.returncode}): {err[-2000:]}"
+    assert sorted(p.name for p in tmp.iterdir()) == before, "an interrupted start-up wrote something"
+    return p.returncode, out, err
+
+
+@pytest.mark.parametrize("program", ["pds-svg", "pds-sample", "pds-dreambooth", "ns-train"])
+def test_ctrl_c_during_start_up_exits_130_in_one_line(program, tmp_path, interpreter_start_up):
+    if program == "ns-train":
+        pytest.importorskip("nerfstudio")
+    elif not (BIN / program).exists():
+        pytest.skip(f"no {program} console script beside this interpreter (pip install -e .)")
+    command = _commands(tmp_path)[program]
+    for delay in DELAYS:
+        code, out, err = _interrupt(command, interpreter_start_up + delay, tmp_path)
+        # -SIGINT: killed before Python installed any handler (a shell reports that as 130 too)
+        assert code in (130, -signal.SIGINT), (delay, code, err[-3000:])
+        assert "Traceback" not in err + out, (delay, err[-3000:])
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) <= 1, (delay, err)
+        assert all(line.startswith(f"{program}") and "interrupted" in line for line in lines), (delay, err)
+
+
+def test_ctrl_c_while_the_edit_runs_keeps_the_commands_own_handling(tmp_path):
+    """Once the command runs, Ctrl-C is the command's again: ``pds-svg edit`` writes the current
+    result and says so (status 130), as without the start-up handler."""
+    script = BIN / "pds-svg"
+    if not script.exists():
+        pytest.skip("no pds-svg console script beside this interpreter (pip install -e .)")
+    command = _commands(tmp_path)["pds-svg"]
+    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path)
+    err = b""
+    while b"PDS:" not in err:  # the progress bar: the optimisation has started
+        chunk = p.stderr.read1(4096)
+        assert chunk, f"ended before the optimisation started: {err.decode(errors='replace')[-2000:]}"
+        err += chunk
+    p.send_signal(signal.SIGINT)
+    out, rest = p.communicate(timeout=120)
+    err = (err + rest).decode(errors="replace")
+    assert p.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "wrote the current result" in err.splitlines()[-1], err[-3000:]
+    assert (tmp_path / "out.svg").is_file() and (tmp_path / "out.png").is_file()
+
+
+# ----------------------------------------------------------------------------------- in process
+def test_import_pds_is_light_and_its_names_still_resolve():
+    code = ("import sys, pds, pds.entry\n"
+            "heavy = [m for m in ('torch', 'click', 'numpy', 'diffusers') if m in sys.modules]\n"
+            "assert not heavy, heavy\n"
+            "from pds import Distiller, load_prior, PriorError\n"
+            "assert pds.Distiller is Distiller and pds.load_prior is load_prior and pds.priors.PriorError is PriorError\n"
+            "assert set(pds.__all__) <= set(dir(pds)) and pds.__version__\n"
+            "import pds.distiller; assert pds.NonFiniteError is pds.distiller.NonFiniteError\n"
+            "try:\n    pds.no_such_name\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no error')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env())
+
+
+def test_the_boundary_hands_ctrl_c_to_the_command_and_takes_it_back():
+    """Inside :func:`pds.cli.run` SIGINT is Python's ``KeyboardInterrupt`` (the command's to
+    handle); before and after it, the entry handler (exit 130 at once)."""
+    from pds import entry
+    from pds.cli import EXIT_INTERRUPTED, run
+
+    saved = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert entry.guard("pds-x") and entry.guarded()
+        seen = []
+
+        def command():
+            seen.append(signal.getsignal(signal.SIGINT))
+            raise KeyboardInterrupt
+
+        assert run("pds-x", command) == EXIT_INTERRUPTED
+        assert seen == [signal.default_int_handler] and entry.guarded()  # re-armed after the command
+        # an application's own handler is left alone
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        assert not entry.guard("pds-x") and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert run("pds-x", lambda: 0) == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
+def test_console_scripts_start_in_the_light_entry_module():
+    tomllib = pytest.importorskip("tomllib")
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"pds-svg": "pds.entry:svg", "pds-sample": "pds.entry:sample",
+                       "pds-dreambooth": "pds.entry:dreambooth"}

@@ -1,0 +1,130 @@
+"""The SVG edit's own choices (pds.svg.editing): the outline-keeping term and how it is resolved."""
+
+import math
+
+import pytest
+import torch
+
+from pds.priors.metadata import EditDefaults, MetadataError
+from pds.svg import SVGScene
+from pds.svg.editing import _EditRenderer, _laplacian, outline_term
+
+STAR = ('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">'
+        '<rect id="bg" width="64" height="64" fill="#fff"/>'
+        '<path id="star" d="M32 10 L38 26 L54 26 L41 36 L46 52 L32 42 L18 52 L23 36 L10 26 L26 26 Z" fill="#235adc"/>'
+        '<circle id="dot" cx="10" cy="10" r="4" fill="red"/></svg>')
+
+
+def _scene(**kw):
+    return SVGScene.load(STAR, render_size=32, optimize=["points", "fill"], **kw)
+
+
+def test_laplacian_closed_and_open():
+    square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    d = _laplacian(square, closed=True)
+    # each corner sits half a diagonal away from the midpoint of its neighbours
+    assert d.shape == (4, 2)
+    assert torch.allclose(d.norm(dim=1), torch.full((4,), math.sqrt(0.5)))
+    line = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 1.0]])
+    d = _laplacian(line, closed=False)
+    assert d.shape == (2, 2)
+    assert torch.allclose(d[0], torch.zeros(2)) and d[1, 1] < 0
+
+
+def test_outline_term_zero_at_source_and_translation_free():
+    scene = _scene()
+    term = outline_term(scene, 0.5)
+    assert term is not None
+    assert float(term().detach()) == 0.0
+    with torch.no_grad():
+        for t in scene.parameters()["points"]:
+            if t.dim() == 2:  # path control points (sizes and radii are "points" too, but not positions)
+                t += 3.0  # moving an element keeps its outline's shape
+    assert float(term().detach()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_outline_term_charges_twists_and_scales_with_weight_and_pixels():
+    scene = _scene()
+    star = scene.document.params[[i for i, p in enumerate(scene.document.params)
+                                  if p.kind == "points" and p.tensors()[0].shape[-1:] == (2,)
+                                  and p.tensors()[0].dim() == 2][0]].tensors()[0]
+    term1, term2 = outline_term(scene, 1.0), outline_term(scene, 2.0)
+    with torch.no_grad():
+        star[0, 0] += 1.0  # one user unit = 8 px at 512 px for this 64-unit document
+    v1, v2 = float(term1().detach()), float(term2().detach())
+    assert v1 > 0 and v2 == pytest.approx(2 * v1)
+    # the moved point's own δ changes by 8 px, each neighbour's by 4 px: 64 + 16 + 16
+    assert v1 == pytest.approx(96.0, rel=1e-4)
+    term1().backward()
+    assert star.grad is not None and float(star.grad.abs().sum()) > 0
+
+
+def test_outline_term_off_and_frozen_geometry():
+    assert outline_term(_scene(), 0.0) is None
+    colour_only = SVGScene.load(STAR, render_size=32, optimize=["fill"])
+    assert outline_term(colour_only, 1.0) is None
+    only_dot = SVGScene.load(STAR, render_size=32, optimize=["points"], only=["dot"])
+    term = outline_term(only_dot, 1.0)  # the circle's cubic outline: radius changes cost, moves do not
+    assert term is not None and float(term().detach()) == 0.0
+
+
+def test_edit_renderer_adds_regularization_and_repeats():
+    scene = _scene()
+    r = _EditRenderer(scene, 3, outline_term(scene, 1.0))
+    assert r.render().shape[0] == 3
+    assert float(r.regularization().detach()) == 0.0
+    assert _EditRenderer(scene, 1).regularization() is None
+    assert _EditRenderer(scene, 1).render().shape == scene.render().shape
+
+
+def test_shape_weight_metadata():
+    assert EditDefaults.from_json({"shape_weight": 0.02}).shape_weight == 0.02
+    assert EditDefaults.from_json({}).shape_weight is None
+    with pytest.raises(MetadataError, match="shape_weight"):
+        EditDefaults.from_json({"shape_weight": -1})
+    with pytest.raises(MetadataError, match="shape_weight"):
+        EditDefaults.from_json({"shape_weight": "much"})
+
+
+def test_adam_beta1_metadata():
+    assert EditDefaults.from_json({"adam_beta1": 0.98}).adam_beta1 == 0.98
+    for bad in (1.0, -0.1, "fast"):
+        with pytest.raises(MetadataError, match="adam_beta1"):
+            EditDefaults.from_json({"adam_beta1": bad})
+
+
+def test_resolve_settings_reads_the_prior_metadata():
+    from types import SimpleNamespace
+
+    from pds.priors.metadata import PriorMetadata
+    from pds.svg.editing import DEFAULT_ADAM_BETA1, DEFAULT_SHAPE_WEIGHT, resolve_settings
+
+    def prior_with(edit):
+        return SimpleNamespace(metadata=PriorMetadata.from_json({"edit": edit}))
+
+    s = resolve_settings(prior_with({"shape_weight": 0.02, "adam_beta1": 0.98, "guidance_scale": 50}))
+    assert (s.shape_weight, s.adam_beta1, s.guidance_scale) == (0.02, 0.98, 50.0)
+    s = resolve_settings(prior_with({"shape_weight": 0.02}), shape_weight=0.0)
+    assert s.shape_weight == 0.0  # the user's value wins, 0 included
+    s = resolve_settings(prior_with({}))
+    assert (s.shape_weight, s.adam_beta1) == (DEFAULT_SHAPE_WEIGHT, DEFAULT_ADAM_BETA1)
+    with pytest.raises(ValueError, match="shape weight"):
+        resolve_settings(prior_with({}), shape_weight=float("nan"))
+
+
+def test_shape_edits_turn_the_outline_term_off():
+    from types import SimpleNamespace
+
+    from pds.priors.metadata import PriorMetadata
+    from pds.svg.editing import asks_for_new_shape, resolve_settings
+
+    words = ("circle", "square", "star")
+    assert asks_for_new_shape(words, "a red circle", "a red square")
+    assert not asks_for_new_shape(words, "a red circle", "a blue circle on a yellow background")
+    assert not asks_for_new_shape(None, "a red circle", "a red square")  # a prior that names no shapes
+    prior = SimpleNamespace(metadata=PriorMetadata.from_json({"edit": {"shape_weight": 0.02, "shape_words": list(words)}}))
+    assert resolve_settings(prior, prompts=("a red circle", "a red square")).shape_weight == 0.0
+    assert resolve_settings(prior, prompts=("a red circle", "a blue circle")).shape_weight == 0.02
+    assert resolve_settings(prior, prompts=("a red circle", "a red square"), shape_weight=0.5).shape_weight == 0.5
+    assert PriorMetadata.from_json({"edit": {"shape_words": ["Circle"]}}).edit.shape_words == ("circle",)
+    assert PriorMetadata.from_json({"edit": {"shape_words": ["circle"]}}).to_json()["edit"]["shape_words"] == ["circle"]
