@@ -302,6 +302,7 @@ def main() -> None:
                     help="run only every N-th edit starting at K (0-based), e.g. two processes 0/2 and 1/2")
     ap.add_argument("--merge", action="store_true",
                     help="write the report from the shard results in --out (give the same --shard N and selection)")
+    ap.add_argument("--partial", action="store_true", help="with --merge: report the runs that finished")
     args = ap.parse_args()
 
     import pds
@@ -323,7 +324,8 @@ def main() -> None:
         seen: dict[str, int] = {}
         todo = [(e, p) for e, p in todo if seen.setdefault(e.kind, 0) < args.per_kind
                 and not seen.__setitem__(e.kind, seen[e.kind] + 1)]
-    jobs = [(edit, path, method, seed) for edit, path in todo for method in methods for seed in seeds]
+    # seed-major, so that a partial run holds whole seeds of every edit and method
+    jobs = [(edit, path, method, seed) for seed in seeds for edit, path in todo for method in methods]
     shard, shards = args.shard
     results = []
     if not args.merge:
@@ -338,17 +340,22 @@ def main() -> None:
             print(f"[{i + 1}/{len(jobs)}] {edit.name:32s} {method} seed {seed}: target={r['target']:.0f} "
                   f"identity={r['identity']:.3f} untouched={r['untouched_change']:.3f} {seconds:.1f}s "
                   f"judged={r['judged']}", flush=True)
-        if shards > 1:  # a shard writes its rows only; `--merge` writes the report from all of them
-            (out_dir / f"edit_quality.shard{shard}of{shards}.json").write_text(json.dumps(results, indent=1, default=str))
+            if shards > 1:  # a shard keeps its rows on disk as it goes; `--merge` writes the report
+                (out_dir / f"edit_quality.shard{shard}of{shards}.json").write_text(json.dumps(results, indent=1, default=str))
+        if shards > 1:
             print(f"wrote shard {shard}/{shards}; run again with --merge when every shard is done")
             return
     else:
         for f in sorted(out_dir.glob(f"edit_quality.shard*of{shards}.json")):
             results.extend(json.loads(f.read_text()))
         missing = len(jobs) - len(results)
-        if missing:
-            raise SystemExit(f"--merge: {missing} of {len(jobs)} edits have no result in {out_dir}; finish every shard")
-    report(results, todo, methods, seeds, out_dir, f"{args.model}, {steps or 'default'} steps, seeds {args.seeds}")
+        if missing and not args.partial:
+            raise SystemExit(f"--merge: {missing} of {len(jobs)} edits have no result in {out_dir}; finish every shard "
+                             f"or pass --partial")
+    title = f"{args.model}, {steps or 'default'} steps, seeds {args.seeds}"
+    if len(results) < len(jobs):
+        title += f"; PARTIAL: {len(results)} of {len(jobs)} runs"
+    report(results, todo, methods, seeds, out_dir, title)
 
 
 def report(results: list[dict], todo, methods: list[str], seeds: list[int], out_dir: Path, title: str) -> None:
@@ -374,8 +381,11 @@ def report(results: list[dict], todo, methods: list[str], seeds: list[int], out_
                                              + " | ".join(m.upper() for m in methods) + ")\n")
     (out_dir / "edit_quality.json").write_text(json.dumps(results, indent=1, default=str))
     svg_dir = out_dir / "edit_quality_svgs"
-    rows = [[render_file(path)] + [render_file(svg_dir / f"{edit.name}_{m.replace('@', '_w')}_s{seeds[0]}.svg")
-                                   for m in methods] for edit, path in todo]
+    def cell(edit, m):  # a run a partial report lacks is drawn white
+        f = svg_dir / f"{edit.name}_{m.replace('@', '_w')}_s{seeds[0]}.svg"
+        return render_file(f) if f.is_file() else np.ones((64, 64, 3))
+
+    rows = [[render_file(path)] + [cell(edit, m) for m in methods] for edit, path in todo]
     grid(rows).save(out_dir / "edit_quality.png")
     print(f"wrote {out_dir / 'edit_quality.md'} and edit_quality.png")
 

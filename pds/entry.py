@@ -16,6 +16,9 @@ SIGINT handler (:func:`guard`) before importing anything else:
 * once the command has returned (:func:`rearm`: output flushed, interpreter shutting down)
   Ctrl-C exits with status 130 at once and silently (the command has already reported).
 
+A failure to import the command (a broken installation; ``MemoryError`` from ``import torch``
+under a tight ``ulimit -v``) is one line too, exit status 1, with the traceback in a file.
+
 Not covered: the first few tens of milliseconds, while the interpreter itself starts (its
 ``site`` module and the ``.pth`` files of the installed packages), before the console script's
 first line runs; there Python prints its own traceback, or a SIGINT that arrives before Python
@@ -96,7 +99,36 @@ def _launch(prog: str, module: str) -> None:
     guard(prog)
     import importlib
 
-    importlib.import_module(module).main()  # exits through the boundary (pds.cli.main_of)
+    try:
+        main = importlib.import_module(module).main
+    except MemoryError:  # e.g. torch's import under a tight address-space limit (ulimit -v)
+        _fail(prog, "error: out of memory while starting (importing torch); run it with more memory")
+    except Exception as e:  # noqa: BLE001 - a broken installation: one line, not an import traceback
+        trace = _write_trace(prog)
+        _fail(prog, f"internal error: cannot start: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+                    f"(is the installation complete?{' full trace in ' + trace if trace else ''})")
+    main()  # exits through the boundary (pds.cli.main_of)
+
+
+def _fail(prog: str, message: str) -> None:
+    """One line on stderr, exit status 1 (a failure that is not the user's input)."""
+    sys.stderr.write(f"{prog}: {message}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def _write_trace(prog: str):
+    """The current exception's traceback in a fresh temporary file; its path, or ``None``."""
+    try:
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix=f"{prog}-trace-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            traceback.print_exc(file=f)
+        return path
+    except Exception:  # noqa: BLE001 - best effort: the line must still come out
+        return None
 
 
 def svg() -> None:

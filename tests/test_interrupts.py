@@ -120,6 +120,31 @@ def test_ctrl_c_while_the_edit_runs_keeps_the_commands_own_handling(tmp_path):
     assert (tmp_path / "out.svg").is_file() and (tmp_path / "out.png").is_file()
 
 
+@pytest.mark.parametrize("failure", ["ImportError", "MemoryError"])
+def test_a_command_that_cannot_start_is_one_line(failure, tmp_path):
+    """A broken installation (the command's module does not import) or ``import torch`` running
+    out of address space: one stderr line, exit status 1, the traceback in a file, not on stderr."""
+    code = ("import sys, pds.entry\n"
+            "class Refuse:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'pds.cli.svg':\n"
+            f"            raise {failure}('simulated')\n"
+            "sys.meta_path.insert(0, Refuse())\n"
+            "pds.entry.svg()\n")
+    p = subprocess.run([sys.executable, "-c", code, "render", "x.svg"], capture_output=True, text=True, env=_env(),
+                       cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pds-svg: ") and "Traceback" not in p.stderr, p.stderr
+    if failure == "MemoryError":
+        assert "out of memory while starting" in lines[0]
+    else:
+        assert "internal error: cannot start: ImportError: simulated" in lines[0]
+        trace = lines[0].split("full trace in ")[1].rstrip(")")
+        assert "ImportError: simulated" in Path(trace).read_text()
+        os.unlink(trace)
+
+
 # ----------------------------------------------------------------------------------- in process
 def test_import_pds_is_light_and_its_names_still_resolve():
     code = ("import sys, pds, pds.entry\n"

@@ -2,7 +2,7 @@
 
 :func:`edit_scene` resolves the settings (the user's, else the prior's measured ``edit``
 metadata, else the reference's SVG defaults), builds the :class:`pds.Distiller` and optimises the
-scene. Two choices here keep an edit from destroying what the prompt does not ask to change:
+scene. These choices keep an edit from destroying what the prompt does not ask to change:
 
 * **Colour alpha is frozen unless opacity is being optimised.** A fill is RGBA; left free, its
   alpha is the cheapest way to move a render towards any target colour (a red square "becomes"
@@ -15,13 +15,14 @@ scene. Two choices here keep an edit from destroying what the prompt does not as
   optimised outline's differential coordinates (each control point minus the mean of its two
   neighbours) are pulled towards the source's. Control points moved independently by a noisy
   distillation gradient twist a star into a pinwheel long before the prompt's colour is reached;
-  the term leaves translation free and charges bends, so a recolour keeps its silhouette while
-  a shape edit can still pay for the bends it needs.
-* **A longer Adam momentum** (``adam_beta1``, from the metadata): a parameter the prompt does
-  not concern (the background's fill in a recolour) gets a gradient that is mostly noise; Adam
-  normalises its size, so with torch's ``β1 = 0.9`` it random-walks by about its learning rate
-  each step. A first moment averaged over more steps cancels more of that noise and leaves
-  consistent gradients (the colour the prompt asks for) as fast as before.
+  the term leaves translation free and charges bends, so a recolour keeps its silhouette. It is
+  off when the two prompts name different shapes (the prior's ``edit.shape_words``): a shape
+  edit must bend outlines, and even a weight of 0.0016 stopped a circle becoming a square.
+* **Adam's momentum is a prior setting** (``adam_beta1``, torch's 0.9 unless the metadata says
+  otherwise): a parameter the prompt does not concern (the background's fill in a recolour) gets
+  a gradient that is mostly noise, which Adam normalises into a random walk of about its learning
+  rate per step; a longer first moment (0.98) cancels more of it, but on pds-tiny it also made
+  colours overshoot their target, so pds-tiny keeps 0.9.
 * **Several noise samples per step** (``samples_per_step``, from the metadata): the render is
   distilled as a batch of ``k`` copies, each with its own timestep and noises, and the gradient
   is their mean. Adam normalises step sizes, so without this every parameter moves by about its

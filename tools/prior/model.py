@@ -191,13 +191,17 @@ def prior_metadata(training: dict, name: str = "pds-tiny", *, latent: bool = Tru
 
 
 #: ``pds-svg edit`` defaults for the embedded prior. 300 steps keep a CPU edit under a minute.
-#: Points move 0.4 px per step at a 512-px render, half the reference's 0.8: measured on six
-#: benchmark edits (colour, shape, background, element) with v2 at 1,600 steps, the lower rate
-#: reached the target in 5 of 6 instead of 4 and kept the silhouette at least as well in every
-#: one (background edit IoU 0.73 -> 0.81); 0.2 px froze shape edits (circle -> square failed)
-#: and averaging 4 noise samples per step changed nothing at 2.5x the time
-#: (benchmarks/results/edit_quality_findings.md).
-EDIT_DEFAULTS: dict = {"steps": 300, "learning_rates": {"points": 0.4}}
+#: Measured on benchmark edits (benchmarks/results/edit_quality_findings.md):
+#: * points move 0.4 px per step at a 512-px render, half the reference's 0.8 (v2 at 1,600 steps:
+#:   5 of 6 targets instead of 4, silhouettes kept at least as well; 0.2 px froze shape edits);
+#: * the outline term at 0.015 (pds.svg.editing.outline_term) keeps a recoloured star's silhouette
+#:   (IoU 0.29 -> 0.98) and is off when the prompts name different shapes (``shape_words``);
+#: * guidance 25 instead of the reference's 100: the untouched background of a one-element edit
+#:   moves 0.028 instead of 0.092 and the README's circle turns blue (#3d75cd) where guidance 50
+#:   or 100 overshoot to cyan; Adam beta1 0.98 (``adam_beta1``) halved a recolour's background
+#:   drift at guidance 100 but overshot the circle to cyan as well, so it stays at 0.9.
+EDIT_DEFAULTS: dict = {"steps": 300, "guidance_scale": 25, "learning_rates": {"points": 0.4}, "shape_weight": 0.015,
+                       "shape_words": list(data.SHAPES)}
 
 
 def config_to_json(cfg: ModelConfig) -> str:
