@@ -58,7 +58,7 @@ def _commands(tmp: Path) -> dict:
 
     for i in range(2):
         Image.new("RGB", (32, 32), (200, 30 * i, 30)).save(instances / f"{i}.png")
-    return {
+    commands = {
         "pds-svg": [str(BIN / "pds-svg"), "edit", str(rect), "-o", str(tmp / "out.svg"), "--src", "a red square",
                     "--tgt", "a blue square", "--steps", "100000", "--device", "cpu"],
         "pds-sample": [str(BIN / "pds-sample"), "-p", "a red circle", "--steps", "1000", "-n", "64",
@@ -68,6 +68,8 @@ def _commands(tmp: Path) -> dict:
                            "--no-with_prior_preservation", "--max_train_steps", "100000", "--device", "cpu"],
         "ns-train": [sys.executable, "-m", "pds.nerf.ns_train", "nerfacto", "-h"],
     }
+    commands["python -m pds.dreambooth"] = [sys.executable, "-m", "pds.dreambooth", *commands["pds-dreambooth"][1:]]
+    return commands
 
 
 def _interrupt(command, delay: float, tmp: Path):
@@ -82,11 +84,12 @@ def _interrupt(command, delay: float, tmp: Path):
     return p.returncode, out, err
 
 
-@pytest.mark.parametrize("program", ["pds-svg", "pds-sample", "pds-dreambooth", "ns-train"])
+@pytest.mark.parametrize("program", ["pds-svg", "pds-sample", "pds-dreambooth", "python -m pds.dreambooth",
+                                     "ns-train"])
 def test_ctrl_c_during_start_up_exits_130_in_one_line(program, tmp_path, interpreter_start_up):
     if program == "ns-train":
         pytest.importorskip("nerfstudio")
-    elif not (BIN / program).exists():
+    elif program.startswith("pds-") and not (BIN / program).exists():
         pytest.skip(f"no {program} console script beside this interpreter (pip install -e .)")
     command = _commands(tmp_path)[program]
     for delay in DELAYS:

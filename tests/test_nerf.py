@@ -367,6 +367,20 @@ def test_ns_train_wrapper_ctrl_c_and_failures_in_training(scene, tmp_path, monke
     os.unlink(trace)
 
 
+def test_ns_train_wrapper_command_line_errors_are_one_line(monkeypatch, capsys):
+    """tyro's error panel (ten framed lines) comes out as the boundary's one line, status 2."""
+    from pds.cli import run
+    from pds.nerf.ns_train import train
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    capsys.readouterr()
+    assert run("ns-train pds", lambda: train(["pds", "--pipeline.pds.guidance_scale", "abc"])) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ns-train pds: error: Error parsing --pipeline.pds.guidance"), lines
+    assert "'abc'" in lines[0] and "│" not in lines[0] and "Traceback" not in captured.out
+
+
 # ----------------------------------------------------------------------------------- the stages
 def test_stage1_pds_edits_the_loaded_nerf(nerfacto_run, pds_run):
     pipeline = pds_run.pipeline

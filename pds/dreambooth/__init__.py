@@ -10,24 +10,30 @@ folder, as upstream). From Python::
 
 The pieces (:func:`train_dreambooth`, :func:`save_model`, :func:`generate_class_images`) work on
 an already loaded :class:`pds.priors.DiffusersPrior`; see :mod:`pds.dreambooth.train`.
+
+The names load on first use (``import pds.dreambooth`` imports no torch), so that ``python -m
+pds.dreambooth`` answers Ctrl-C before torch loads (:mod:`pds.entry`).
 """
 
-from .train import (
-    CLASS_SUBDIR,
-    EMBEDDED_LEARNING_RATE,
-    SD_LEARNING_RATE,
-    DreamBoothConfig,
-    DreamBoothError,
-    TrainResult,
-    check_prompts,
-    default_learning_rate,
-    fine_tune,
-    generate_class_images,
-    identifier_tokens,
-    load_image_folder,
-    save_model,
-    train_dreambooth,
-)
+TYPE_CHECKING = False  # typing's costs more to import than this package
+
+if TYPE_CHECKING:  # pragma: no cover - what the names below resolve to, for type checkers
+    from .train import (
+        CLASS_SUBDIR,
+        EMBEDDED_LEARNING_RATE,
+        SD_LEARNING_RATE,
+        DreamBoothConfig,
+        DreamBoothError,
+        TrainResult,
+        check_prompts,
+        default_learning_rate,
+        fine_tune,
+        generate_class_images,
+        identifier_tokens,
+        load_image_folder,
+        save_model,
+        train_dreambooth,
+    )
 
 __all__ = [
     "CLASS_SUBDIR",
@@ -45,3 +51,17 @@ __all__ = [
     "save_model",
     "train_dreambooth",
 ]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import train
+
+        value = getattr(train, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

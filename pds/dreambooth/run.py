@@ -12,6 +12,9 @@ if __name__ == "__main__":
     # top-level names, and the repository root must be importable without `pip install`.
     sys.path = [p for p in sys.path if Path(p or ".").resolve() != here]
     sys.path.insert(0, str(here.parents[1]))
+    from pds.entry import guard
+
+    guard("run.py")  # Ctrl-C exits 130 from here on, through the import of torch
     from pds.cli.dreambooth import main
 
     main(prog_name="run.py")

@@ -27,12 +27,14 @@ input (a ``--data`` that is not a dataset, a missing prompt, an unknown prior, a
 nerfstudio writes its ``config.yml`` or builds anything; a failure of our code or nerfstudio's is
 one line naming the file its traceback was written to (exit 1); Ctrl-C exits with status 130 at
 any time, from the first import on (nerfstudio alone would print the traceback and exit 0).
-Command-line syntax errors are tyro's own message (exit 2).
+Command-line syntax errors (an unknown option, a bad value) are tyro's message on one line, exit
+status 2.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 from typing import Iterator, Optional, Sequence
 
@@ -61,7 +63,8 @@ def train(args: Sequence[str]) -> None:
     Raises:
         pds.nerf.PDSNerfError, pds.priors.PriorError: bad input (before anything is written).
         click.exceptions.Abort: Ctrl-C during training (nerfstudio swallows ``KeyboardInterrupt``).
-        SystemExit: ``-h`` (status 0) or a command line tyro cannot parse (status 2, tyro's message).
+        pds.cli.CLIError: a command line tyro cannot parse (its message on one line).
+        SystemExit: ``-h`` (status 0).
     """
     from .compat import install_lazy_lpips
 
@@ -78,11 +81,44 @@ def train(args: Sequence[str]) -> None:
 
         use_torch_splatfacto(all_methods)  # gsplat's kernels need CUDA
     tyro.extras.set_accent_color("bright_yellow")  # what ns_train.entrypoint() does, with our checks between
-    config = tyro.cli(ns_train.AnnotatedBaseConfigUnion, prog=PROG, args=args,
-                      description=ns_train.convert_markup_to_ansi(ns_train.__doc__))
+    messages = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(messages):  # tyro's errors: a box of many lines
+            config = tyro.cli(ns_train.AnnotatedBaseConfigUnion, prog=PROG, args=args,
+                              description=ns_train.convert_markup_to_ansi(ns_train.__doc__))
+    except SystemExit as exc:
+        if exc.code not in (0, None) and messages.getvalue().strip():
+            from ..cli import CLIError
+
+            raise CLIError(unbox(messages.getvalue())) from None
+        sys.stderr.write(messages.getvalue())
+        raise
+    sys.stderr.write(messages.getvalue())
     check_before_training(config)
     with _interrupts_reach_the_boundary(ns_train):
         ns_train.main(config)
+
+
+def unbox(text: str) -> str:
+    """tyro's error panel as one line: the text inside the frame (drawn in Unicode or, on an
+    ASCII stream, with ``+-|``), its sections joined by ``;``; the title in the top border, which
+    the first line repeats, is dropped."""
+    rules, sides = set("╭╮╰╯─┌┐└┘├┤━+-=_ "), "│┃|"
+    lines = text.splitlines()
+    if lines and lines[0].strip()[:1] in ("╭", "┌", "+"):
+        lines = lines[1:]
+    sections, current = [], []
+    for line in lines:
+        inner = line.strip().strip(sides).strip()
+        if not inner or set(inner) <= rules:  # a rule between sections, or the bottom border
+            if current:
+                sections.append(" ".join(current))
+            current = []
+        else:
+            current.append(inner)
+    if current:
+        sections.append(" ".join(current))
+    return "; ".join(sections) or " ".join(text.split())
 
 
 def check_before_training(config) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data
+from .checkpoint import load_checkpoint, save_checkpoint
 from pds.util.images import image_grid
 
 
@@ -101,7 +101,7 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
     step, elapsed_before = 0, 0.0
     ck_path = out / "vae_checkpoint.pt"
     if resume and ck_path.exists():
-        ck = torch.load(ck_path, weights_only=False)
+        ck = load_checkpoint(ck_path)
         vae.load_state_dict(ck["vae"])
         opt.load_state_dict(ck["opt"])
         g.set_state(ck["g"])
@@ -114,9 +114,8 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
     step0 = step
 
     def save_ck():
-        torch.save({"vae": vae.state_dict(), "opt": opt.state_dict(), "g": g.get_state(), "step": step,
-                    "elapsed": elapsed_before + time.time() - t_train, "config": asdict(cfg)}, ck_path.with_suffix(".tmp"))
-        os.replace(ck_path.with_suffix(".tmp"), ck_path)
+        save_checkpoint(ck_path, {"vae": vae.state_dict(), "opt": opt.state_dict(), "g": g.get_state(), "step": step,
+                                  "elapsed": elapsed_before + time.time() - t_train, "config": asdict(cfg)})
 
     vae.train()
     while step < steps and (budget is None or time.time() - t_train < budget):

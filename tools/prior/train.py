@@ -25,7 +25,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -36,6 +35,7 @@ from typing import Optional, Sequence
 import torch
 
 from . import data, model
+from .checkpoint import load_checkpoint, save_checkpoint
 from pds import maths
 from pds.priors.diffusers_prior import PromptTokens
 from pds.util.images import image_grid
@@ -243,14 +243,82 @@ def save_model_folder(folder: Path, text_encoder, tokenizer, scheduler, ema: EMA
     (folder / "pds_prior.json").write_text(json.dumps(metadata, indent=2) + "\n")
 
 
-def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
-    t_start = time.time()
+class RunLog:
+    """``train.log``: each message printed and appended as ``[HH:MM:SS +seconds] message``, the
+    seconds counted from ``t0`` (the script's start)."""
+
+    def __init__(self, path: Path, t0: float):
+        self.t0 = t0
+        self._f = open(path, "a")
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')} +{time.time() - self.t0:7.1f}s] {msg}"
+        print(line, flush=True)
+        self._f.write(line + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@dataclass
+class TrainRun:
+    """One training run in progress: its models, optimizer, EMA, random generators, and the
+    progress a checkpoint saves (``step``, ``losses``, training seconds of earlier sessions)."""
+
+    cfg: TrainConfig
+    out: Path
+    device: torch.device
+    use_bf16: bool
+    log: RunLog
+    t_start: float
+    """Wall time the script started (the log's clock, the deadline of ``--max-minutes``)."""
+    tokenizer: object
+    unet: torch.nn.Module
+    text_encoder: torch.nn.Module
+    vae: Optional[torch.nn.Module]
+    """The frozen autoencoder of a latent run; ``None`` in pixel space."""
+    latent_scale: float
+    """The VAE's ``scaling_factor`` (1.0 in pixel space)."""
+    scheduler: object
+    params: list
+    opt: torch.optim.Optimizer
+    ema: EMA
+    g_data: torch.Generator
+    g_cpu: torch.Generator
+    tokens: PromptTokens
+    alphas_cumprod: torch.Tensor
+    n_unet: int
+    n_text: int
+    losses: list = field(default_factory=list)
+    step: int = 0
+    elapsed_before: float = 0.0
+    """Training seconds of the sessions before a ``--resume``."""
+    t_train: float = 0.0
+    """Wall time this session's training loop started."""
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def training_seconds(self) -> float:
+        """Seconds of training so far, earlier sessions included."""
+        return self.elapsed_before + time.time() - self.t_train
+
+
+def resolve_deadline(cfg: TrainConfig, t_start: float) -> Optional[float]:
+    """The wall-clock stop time: the earlier of ``--deadline-unix`` and ``--max-minutes`` after
+    ``t_start``; ``None`` when neither is set."""
     deadline = cfg.deadline_unix
     if cfg.max_minutes is not None:
         d2 = t_start + 60.0 * cfg.max_minutes
         deadline = d2 if deadline is None else min(deadline, d2)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    return deadline
+
+
+def setup_device(cfg: TrainConfig) -> tuple[torch.device, bool]:
+    """Apply ``--num-threads`` and the CUDA speed flags (TF32, cuDNN benchmark); return the
+    device and whether bf16 autocast is on (``--bf16``, default: on CUDA)."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = torch.device(cfg.device)
@@ -259,16 +327,13 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    log_f = open(out / "train.log", "a")
+    return device, use_bf16
 
-    def log(msg: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')} +{time.time() - t_start:7.1f}s] {msg}"
-        print(line, flush=True)
-        log_f.write(line + "\n")
-        log_f.flush()
 
-    torch.manual_seed(cfg.seed)
-    tokenizer = model.build_tokenizer(out / "tokenizer_src")
+def build_networks(cfg: TrainConfig, tokenizer, device: torch.device):
+    """The UNet and text encoder (from ``--init-from`` or freshly initialised from the seeded
+    global generator) and the frozen VAE of ``--vae``. Returns ``(unet, text_encoder, vae,
+    scaling_factor)``; ``vae`` is ``None`` and the factor 1.0 in pixel space."""
     if cfg.init_from:
         from diffusers import UNet2DConditionModel
         from transformers import AutoModel
@@ -288,6 +353,19 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
         text_encoder = model.build_text_encoder(cfg.model.text, len(tokenizer)).to(device)
         unet_cfg = replace(ARCHS[cfg.arch] if cfg.arch else cfg.model.unet, text_pool=cfg.text_pool)
         unet = model.build_unet(unet_cfg, cfg.model.text.hidden_size, space_res, space_ch).to(device)
+    return unet, text_encoder, vae, sf
+
+
+def build_run(cfg: TrainConfig, t_start: float) -> TrainRun:
+    """Set up a run from scratch: the run folder and its ``train.log``, the device, the seeded
+    tokenizer/networks/scheduler, the AdamW optimizer, the EMA and the data generators."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device, use_bf16 = setup_device(cfg)
+    log = RunLog(out / "train.log", t_start)
+    torch.manual_seed(cfg.seed)
+    tokenizer = model.build_tokenizer(out / "tokenizer_src")
+    unet, text_encoder, vae, sf = build_networks(cfg, tokenizer, device)
     scheduler = model.build_scheduler(cfg.prediction_type, clip_sample=vae is None)
     n_unet = sum(p.numel() for p in unet.parameters())
     n_text = sum(p.numel() for p in text_encoder.parameters())
@@ -299,142 +377,220 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
     g_cpu = torch.Generator().manual_seed(cfg.seed + 1)
     tokens = PromptTokens(tokenizer)
     ac = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
-    losses: list[tuple[int, float]] = []
-    step = 0
-    elapsed_before = 0.0
-    ckpt_path = out / "checkpoint.pt"
-    if cfg.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        unet.load_state_dict(ck["unet"])
-        text_encoder.load_state_dict(ck["text_encoder"])
-        opt.load_state_dict(ck["opt"])
-        ema.load_state_dict(ck["ema"])
-        g_data.set_state(ck["g_data"].cpu())
-        g_cpu.set_state(ck["g_cpu"])
-        losses = [tuple(r) for r in ck["losses"]]
-        step = ck["step"]
-        elapsed_before = ck.get("elapsed", 0.0)
-        log(f"resumed from {ckpt_path} at step {step}")
-    log(f"config {json.dumps(asdict(cfg))}")
-    log(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or 'cpu'}), "
-        f"bf16 {use_bf16}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    log(f"unet {n_unet / 1e6:.2f} M params, text encoder {n_text / 1e6:.2f} M params, vocab {len(tokenizer)}")
+    return TrainRun(cfg=cfg, out=out, device=device, use_bf16=use_bf16, log=log, t_start=t_start,
+                    tokenizer=tokenizer, unet=unet, text_encoder=text_encoder, vae=vae, latent_scale=sf,
+                    scheduler=scheduler, params=params, opt=opt, ema=ema, g_data=g_data, g_cpu=g_cpu,
+                    tokens=tokens, alphas_cumprod=ac, n_unet=n_unet, n_text=n_text)
 
-    def save_checkpoint():
-        torch.save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "opt": opt.state_dict(),
-                    "ema": ema.state_dict(), "g_data": g_data.get_state(), "g_cpu": g_cpu.get_state(),
-                    "losses": losses, "step": step, "elapsed": elapsed_before + time.time() - t_train,
-                    "config": asdict(cfg)}, ckpt_path.with_suffix(".tmp"))
-        os.replace(ckpt_path.with_suffix(".tmp"), ckpt_path)
 
-    unet.train()
-    text_encoder.train()
-    t_train = time.time()
-    step_start = step
-    budget = None if deadline is None else max(deadline - t_train, 1.0)
-    cpu_budget = None if cfg.max_cpu_minutes is None else 60.0 * cfg.max_cpu_minutes
-    cpu0 = time.process_time()
+def checkpoint_state(run: TrainRun) -> dict:
+    """What ``checkpoint.pt`` holds (read back by :func:`resume_run` and :func:`export_checkpoint`)."""
+    return {"unet": run.unet.state_dict(), "text_encoder": run.text_encoder.state_dict(), "opt": run.opt.state_dict(),
+            "ema": run.ema.state_dict(), "g_data": run.g_data.get_state(), "g_cpu": run.g_cpu.get_state(),
+            "losses": run.losses, "step": run.step, "elapsed": run.training_seconds(),
+            "config": asdict(run.cfg)}
+
+
+def resume_run(run: TrainRun) -> None:
+    """With ``--resume`` and an ``OUT/checkpoint.pt``, continue where it stopped: weights,
+    optimizer, EMA, generator states, loss history, step and training seconds. Without a
+    checkpoint the run starts from scratch."""
+    ckpt_path = run.checkpoint_path
+    if run.cfg.resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path, map_location=run.device)
+        run.unet.load_state_dict(ck["unet"])
+        run.text_encoder.load_state_dict(ck["text_encoder"])
+        run.opt.load_state_dict(ck["opt"])
+        run.ema.load_state_dict(ck["ema"])
+        run.g_data.set_state(ck["g_data"].cpu())
+        run.g_cpu.set_state(ck["g_cpu"])
+        run.losses = [tuple(r) for r in ck["losses"]]
+        run.step = ck["step"]
+        run.elapsed_before = ck.get("elapsed", 0.0)
+        run.log(f"resumed from {ckpt_path} at step {run.step}")
+
+
+def log_run_header(run: TrainRun) -> None:
+    """The config, device and model-size lines at the top of each session in ``train.log``."""
+    cfg, device = run.cfg, run.device
+    run.log(f"config {json.dumps(asdict(cfg))}")
+    run.log(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or 'cpu'}), "
+            f"bf16 {run.use_bf16}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    run.log(f"unet {run.n_unet / 1e6:.2f} M params, text encoder {run.n_text / 1e6:.2f} M params, vocab {len(run.tokenizer)}")
+
+
+@dataclass
+class StopRule:
+    """When the training loop stops early, and how far through its budget it is: the
+    wall-clock deadline (``--max-minutes`` / ``--deadline-unix``), the process CPU time
+    (``--max-cpu-minutes``, counted from the loop's start) and the ``OUT/STOP`` file."""
+
+    deadline: Optional[float]
+    t_train: float
+    wall_budget: Optional[float]
+    cpu_budget: Optional[float]
+    cpu0: float
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, deadline: Optional[float], t_train: float) -> "StopRule":
+        """The rule for a loop that starts at ``t_train`` (wall time; the CPU clock is read now)."""
+        wall_budget = None if deadline is None else max(deadline - t_train, 1.0)
+        cpu_budget = None if cfg.max_cpu_minutes is None else 60.0 * cfg.max_cpu_minutes
+        return cls(deadline, t_train, wall_budget, cpu_budget, time.process_time())
+
+    def reason(self, step: int, out: Path) -> Optional[str]:
+        """Why training stops before ``step`` ("deadline", "cpu budget", "STOP file"), or ``None``.
+        The STOP file (``touch OUT/STOP``, a graceful early stop) is looked for every 25 steps."""
+        if self.deadline is not None and time.time() >= self.deadline:
+            return "deadline"
+        if self.cpu_budget is not None and time.process_time() - self.cpu0 >= self.cpu_budget:
+            return "cpu budget"
+        if step % 25 == 0 and (out / "STOP").exists():
+            return "STOP file"
+        return None
+
+    def progress(self, step: int, steps: int) -> float:
+        """Schedule progress: the largest of step, wall-time and CPU-time progress."""
+        progress = step / steps
+        if self.wall_budget is not None:
+            progress = max(progress, (time.time() - self.t_train) / self.wall_budget)
+        if self.cpu_budget is not None:
+            progress = max(progress, (time.process_time() - self.cpu0) / self.cpu_budget)
+        return progress
+
+
+def next_chunk(run: TrainRun) -> list:
+    """Render ``data_chunk`` batches at once (encoded to latents by the frozen VAE in latent
+    space), drop captions for classifier-free guidance and tokenize them. Returns the
+    ``(images, token ids)`` batches in reverse order, so that ``pop()`` yields them in order."""
+    cfg, device = run.cfg, run.device
+    imgs, caps, _ = data.sample_batch(cfg.batch_size * cfg.data_chunk, run.g_data, device, cpu_generator=run.g_cpu)
+    if run.vae is not None:  # latents of the chunk, one encoder pass (frozen VAE, no gradient)
+        with torch.no_grad():
+            imgs = run.vae.encode(imgs * 2 - 1).latent_dist.sample(generator=run.g_data) * run.latent_scale
+    drop = torch.rand(len(caps), generator=run.g_cpu) < cfg.cond_dropout
+    caps = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
+    ids = run.tokens(caps, device)
+    return [(imgs[i:i + cfg.batch_size], ids[i:i + cfg.batch_size])
+            for i in range(0, len(caps), cfg.batch_size)][::-1]
+
+
+def train_step(run: TrainRun, imgs: torch.Tensor, ids: torch.Tensor, lr: float) -> torch.Tensor:
+    """One optimizer step at learning rate ``lr``: noise the batch at random timesteps, predict
+    epsilon (or v), take the (min-SNR weighted) MSE, clip, step AdamW and update the EMA.
+    Returns the loss (a tensor; read it only when logging)."""
+    cfg, device = run.cfg, run.device
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    x0 = imgs if run.vae is not None else imgs * 2 - 1
+    noise = torch.randn(x0.shape, generator=run.g_data, device=device)
+    if cfg.offset_noise:
+        noise = noise + cfg.offset_noise * torch.randn((x0.shape[0], x0.shape[1], 1, 1), generator=run.g_data, device=device)
+    t = torch.randint(0, run.scheduler.config.num_train_timesteps, (x0.shape[0],), generator=run.g_data, device=device)
+    a = run.alphas_cumprod[t][:, None, None, None]
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=run.use_bf16):
+        emb = run.text_encoder(ids)[0]
+        pred = run.unet(x_t, t, encoder_hidden_states=emb).sample
+    target = noise if cfg.prediction_type == "epsilon" else maths.v_target(x0, noise, a)
+    per_sample = (pred.float() - target).pow(2).flatten(1).mean(1)
+    if cfg.min_snr_gamma:
+        snr = (a / (1 - a)).flatten()
+        w = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1 if cfg.prediction_type == "v_prediction" else snr)
+        loss = (w * per_sample).mean()
+    else:
+        loss = per_sample.mean()
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
+    run.opt.step()
+    run.ema.update()
+    return loss
+
+
+def log_step(run: TrainRun, loss: torch.Tensor, running: Optional[float], step_start: int) -> Optional[float]:
+    """Every ``log_every`` steps (and at step 1): record the loss in the history and log it with
+    its running average, the learning rate and the seconds per step of this session. Returns the
+    updated running average."""
+    step = run.step
+    if step % run.cfg.log_every == 0 or step == 1:
+        lv = loss.item()
+        run.losses.append((step, lv))
+        running = lv if running is None else 0.9 * running + 0.1 * lv
+        dt = time.time() - run.t_train
+        run.log(f"step {step} loss {lv:.4f} (avg {running:.4f}) lr {run.opt.param_groups[0]['lr']:.2e} "
+                f"{dt / max(step - step_start, 1):.3f} s/step")
+    return running
+
+
+def train_loop(run: TrainRun, deadline: Optional[float]) -> str:
+    """Train from ``run.step`` to ``--steps`` or an early stop, logging and writing
+    ``checkpoint.pt`` every ``checkpoint_every`` steps. Returns why it stopped: "steps",
+    "deadline", "cpu budget" or "STOP file"."""
+    cfg = run.cfg
+    run.unet.train()
+    run.text_encoder.train()
+    run.t_train = time.time()
+    step_start = run.step
+    stop = StopRule.start(cfg, deadline, run.t_train)
     chunk: list = []
     running = None
-    stop_reason = "steps"
-    while step < cfg.steps:
-        if deadline is not None and time.time() >= deadline:
-            stop_reason = "deadline"
-            break
-        if cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget:
-            stop_reason = "cpu budget"
-            break
-        if step % 25 == 0 and (out / "STOP").exists():  # a graceful early stop: `touch OUT/STOP`
-            stop_reason = "STOP file"
-            break
+    while run.step < cfg.steps:
+        reason = stop.reason(run.step, run.out)
+        if reason is not None:
+            return reason
         if not chunk:
-            imgs, caps, _ = data.sample_batch(cfg.batch_size * cfg.data_chunk, g_data, device, cpu_generator=g_cpu)
-            if vae is not None:  # latents of the chunk, one encoder pass (frozen VAE, no gradient)
-                with torch.no_grad():
-                    imgs = vae.encode(imgs * 2 - 1).latent_dist.sample(generator=g_data) * sf
-            drop = torch.rand(len(caps), generator=g_cpu) < cfg.cond_dropout
-            caps = ["" if dr else c for c, dr in zip(caps, drop.tolist())]
-            ids = tokens(caps, device)
-            chunk = [(imgs[i:i + cfg.batch_size], ids[i:i + cfg.batch_size])
-                     for i in range(0, len(caps), cfg.batch_size)][::-1]
+            chunk = next_chunk(run)
         imgs, ids = chunk.pop()
-        progress = step / cfg.steps
-        if budget is not None:
-            progress = max(progress, (time.time() - t_train) / budget)
-        if cpu_budget is not None:
-            progress = max(progress, (time.process_time() - cpu0) / cpu_budget)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(progress, step, cfg)
-        x0 = imgs if vae is not None else imgs * 2 - 1
-        noise = torch.randn(x0.shape, generator=g_data, device=device)
-        if cfg.offset_noise:
-            noise = noise + cfg.offset_noise * torch.randn((x0.shape[0], x0.shape[1], 1, 1), generator=g_data, device=device)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g_data, device=device)
-        a = ac[t][:, None, None, None]
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            emb = text_encoder(ids)[0]
-            pred = unet(x_t, t, encoder_hidden_states=emb).sample
-        target = noise if cfg.prediction_type == "epsilon" else maths.v_target(x0, noise, a)
-        per_sample = (pred.float() - target).pow(2).flatten(1).mean(1)
-        if cfg.min_snr_gamma:
-            snr = (a / (1 - a)).flatten()
-            w = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1 if cfg.prediction_type == "v_prediction" else snr)
-            loss = (w * per_sample).mean()
-        else:
-            loss = per_sample.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        ema.update()
-        step += 1
-        if step % cfg.log_every == 0 or step == 1:
-            lv = loss.item()
-            losses.append((step, lv))
-            running = lv if running is None else 0.9 * running + 0.1 * lv
-            dt = time.time() - t_train
-            log(f"step {step} loss {lv:.4f} (avg {running:.4f}) lr {opt.param_groups[0]['lr']:.2e} "
-                f"{dt / max(step - step_start, 1):.3f} s/step")
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            save_checkpoint()
-    train_wall = elapsed_before + time.time() - t_train
-    log(f"stopped ({stop_reason}) at step {step} after {train_wall:.0f} s of training")
-    save_checkpoint()
+        lr = cfg.lr * lr_factor(stop.progress(run.step, cfg.steps), run.step, cfg)
+        loss = train_step(run, imgs, ids, lr)
+        run.step += 1
+        running = log_step(run, loss, running, step_start)
+        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
+            save_checkpoint(run.checkpoint_path, checkpoint_state(run))
+    return "steps"
 
-    # loss curve
+
+def write_loss_curve(run: TrainRun) -> float:
+    """``loss.csv`` and ``loss.png`` from the loss history; returns the final loss (the mean of
+    the last 20 logged values)."""
+    cfg, out, losses = run.cfg, run.out, run.losses
     with open(out / "loss.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "loss"])
         w.writerows(losses)
     plot_loss(losses, out / "loss.png", f"training loss (MSE on {'epsilon' if cfg.prediction_type == 'epsilon' else 'v'})")
     tail = [v for _, v in losses[-20:]]
-    final_loss = sum(tail) / max(len(tail), 1)
+    return sum(tail) / max(len(tail), 1)
 
-    # model folder (EMA weights)
+
+def training_metadata(run: TrainRun, argv: Optional[Sequence[str]], train_wall: float, final_loss: float) -> dict:
+    """The ``training`` record of ``pds_prior.json``: command, how to reproduce it, steps run,
+    times, device, loss, settings and architecture."""
+    cfg, device, step = run.cfg, run.device, run.step
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    training = {
+    return {
         "command": "python -m tools.prior.train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "reproduce": f"python -m tools.prior.train --out OUT --device {cfg.device} --batch-size {cfg.batch_size} "
                      f"--steps {step} --seed {cfg.seed}" + (" --preset gpu" if device.type == "cuda" else ""),
         "seed": cfg.seed, "steps": step, "batch_size": cfg.batch_size, "samples_seen": step * cfg.batch_size,
-        "wall_time_s": round(train_wall, 1), "device": dev_name, "bf16_autocast": use_bf16,
+        "wall_time_s": round(train_wall, 1), "device": dev_name, "bf16_autocast": run.use_bf16,
         "final_loss": round(final_loss, 5), "lr": cfg.lr, "ema_decay": cfg.ema_decay, "cond_dropout": cfg.cond_dropout,
-        "torch": torch.__version__, "params": {"unet": n_unet, "text_encoder": n_text},
+        "torch": torch.__version__, "params": {"unet": run.n_unet, "text_encoder": run.n_text},
         "architecture": {**asdict(cfg.model), "unet": asdict(replace(ARCHS[cfg.arch] if cfg.arch else cfg.model.unet, text_pool=cfg.text_pool)),
-                         "space": "latent" if vae is not None else "pixel"},
+                         "space": "latent" if run.vae is not None else "pixel"},
         "prediction_type": cfg.prediction_type, "min_snr_gamma": cfg.min_snr_gamma,
     }
-    folder = out / "model"
-    save_model_folder(folder, text_encoder, tokenizer, scheduler, ema, unet, model.prior_metadata(training, latent=vae is not None),
-                      getattr(torch, cfg.save_dtype), vae=vae)
-    log(f"saved model folder {folder} ({sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6:.1f} MB)")
 
-    # sample grid through the public path (pds.load_prior + pds.sampling.sample), EMA weights
+
+def write_sample_grid(run: TrainRun, folder: Path, final_loss: float) -> None:
+    """``samples.png``: 4 samples of each of :data:`SAMPLE_PROMPTS` from the saved model folder,
+    through the public path (``pds.load_prior`` + ``pds.sampling.sample``, EMA weights)."""
     import pds
     from pds.sampling import sample
 
+    cfg, device = run.cfg, run.device
     prior = pds.load_prior(str(folder), device=device, dtype=torch.float32)
     g = torch.Generator(device=device).manual_seed(1234)
     per = 4
@@ -442,17 +598,54 @@ def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
     imgs = torch.cat([sample(prior, prompts[i:i + 32], steps=cfg.sample_steps, guidance_scale=cfg.sample_guidance,
                              generator=g) for i in range(0, len(prompts), 32)])
     image_grid(imgs.float().cpu(), per * 2, [f"{a} | {b}" for a, b in zip(SAMPLE_PROMPTS[::2], SAMPLE_PROMPTS[1::2])],
-               scale=2).save(out / "samples.png")
-    log(f"wrote samples.png ({len(prompts)} samples, {cfg.sample_steps} DDIM steps, guidance {cfg.sample_guidance}); "
-        f"final loss {final_loss:.4f}; total {time.time() - t_start:.0f} s")
-    if cfg.eval_n:
-        ev = probe_eval(folder, n_per_combo=cfg.eval_n, steps=25, guidance_scale=cfg.sample_guidance)
-        ev.update(steps=step, samples_seen=step * cfg.batch_size, train_wall_s=round(train_wall, 1), final_loss=final_loss)
-        (out / "eval.json").write_text(json.dumps(ev, indent=2) + "\n")
-        log(f"probe (held-out, n={ev['held_out']['n']}): colour {ev['held_out']['color']:.2f} shape "
+               scale=2).save(run.out / "samples.png")
+    run.log(f"wrote samples.png ({len(prompts)} samples, {cfg.sample_steps} DDIM steps, guidance {cfg.sample_guidance}); "
+            f"final loss {final_loss:.4f}; total {time.time() - run.t_start:.0f} s")
+
+
+def write_probe_eval(run: TrainRun, folder: Path, train_wall: float, final_loss: float) -> None:
+    """``eval.json``: the probe's held-out and seen quality of the model folder (:func:`probe_eval`,
+    ``--eval-n`` samples per pair and seed), logged in one line."""
+    cfg, step = run.cfg, run.step
+    ev = probe_eval(folder, n_per_combo=cfg.eval_n, steps=25, guidance_scale=cfg.sample_guidance)
+    ev.update(steps=step, samples_seen=step * cfg.batch_size, train_wall_s=round(train_wall, 1), final_loss=final_loss)
+    (run.out / "eval.json").write_text(json.dumps(ev, indent=2) + "\n")
+    run.log(f"probe (held-out, n={ev['held_out']['n']}): colour {ev['held_out']['color']:.2f} shape "
             f"{ev['held_out']['shape']:.2f} white bg {ev['held_out']['background']:.2f}; seen: colour "
             f"{ev['seen']['color']:.2f} shape {ev['seen']['shape']:.2f} white bg {ev['seen']['background']:.2f}")
-    log_f.close()
+
+
+def export_run(run: TrainRun, argv: Optional[Sequence[str]], train_wall: float) -> Path:
+    """The end of a run: loss curve, the model folder ``OUT/model`` (EMA weights), the sample
+    grid and, with ``--eval-n``, the probe evaluation. Returns the model folder."""
+    final_loss = write_loss_curve(run)
+    folder = run.out / "model"
+    metadata = model.prior_metadata(training_metadata(run, argv, train_wall, final_loss), latent=run.vae is not None)
+    save_model_folder(folder, run.text_encoder, run.tokenizer, run.scheduler, run.ema, run.unet, metadata,
+                      getattr(torch, run.cfg.save_dtype), vae=run.vae)
+    run.log(f"saved model folder {folder} ({sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6:.1f} MB)")
+    write_sample_grid(run, folder, final_loss)
+    if run.cfg.eval_n:
+        write_probe_eval(run, folder, train_wall, final_loss)
+    return folder
+
+
+def train(cfg: TrainConfig, argv: Optional[Sequence[str]] = None) -> Path:
+    """Run a training session (see the module docstring): set up, resume with ``--resume``,
+    train to ``--steps`` or a deadline/budget/STOP file, save the final checkpoint, then write
+    the model folder, loss curve, samples and evaluation. ``argv`` is recorded as the command.
+    Returns the model folder ``OUT/model``."""
+    t_start = time.time()
+    deadline = resolve_deadline(cfg, t_start)
+    run = build_run(cfg, t_start)
+    resume_run(run)
+    log_run_header(run)
+    stop_reason = train_loop(run, deadline)
+    train_wall = run.training_seconds()
+    run.log(f"stopped ({stop_reason}) at step {run.step} after {train_wall:.0f} s of training")
+    save_checkpoint(run.checkpoint_path, checkpoint_state(run))
+    folder = export_run(run, argv, train_wall)
+    run.log.close()
     return folder
 
 
@@ -460,7 +653,7 @@ def export_checkpoint(run: Path, folder: Path) -> Path:
     """Write the model folder of ``run/checkpoint.pt`` (its EMA weights) to ``folder`` without
     training: for a look at a run in progress, or to ship a run that was stopped before it wrote
     ``model/``. Returns ``folder``."""
-    ck = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ck = load_checkpoint(Path(run) / "checkpoint.pt", map_location="cpu")
     c = ck["config"]
     tokenizer = model.build_tokenizer(Path(run) / "tokenizer_src")
     text_cfg = model.TextEncoderConfig(**c["model"]["text"])
