@@ -296,12 +296,12 @@ class Distiller:
             z_src = self.encode(src_images, generator)
         result = OptimizeResult()
         bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=steps, desc=f"{self.method.upper()}", unit="step", dynamic_ncols=True)
         start = time.perf_counter()
-        try:
+        try:  # the bar too: Ctrl-C right after it is drawn is still an interrupted run, not an error
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=steps, desc=f"{self.method.upper()}", unit="step", dynamic_ncols=True)
             for step in range(steps):
                 opt.zero_grad(set_to_none=True)
                 images = self.check_images(renderer.render(), "renderer.render()")

@@ -212,7 +212,8 @@ def definitions(draw) -> str:
     """Paint servers, clips, masks, markers and filters the elements may reference."""
     def stops():
         soup = attribute_soup(("stop-color", "stop-opacity", "offset", "style", "color"), taken="offset=")
-        return "".join(f"<stop offset={quoteattr(draw(numbers))} {draw(soup)}/>" for _ in range(draw(st.integers(0, 3))))
+        count = draw(st.integers(0, 3))
+        return "".join(f"<stop offset={quoteattr(draw(numbers))} {draw(soup)}/>" for _ in range(count))
 
     parts = [f'<linearGradient id="g" {draw(attribute_soup(taken="id="))}>{stops()}</linearGradient>',
              f'<radialGradient id="r" {draw(attribute_soup(taken="id="))}>{stops()}</radialGradient>']

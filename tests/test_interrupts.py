@@ -6,7 +6,9 @@ The console scripts start in :mod:`pds.entry`, which installs the SIGINT handlin
 importing anything heavy (``import pds`` itself is light: its names load on first use). The
 processes get SIGINT at fixed delays after the interpreter has started; the interpreter's own
 start-up (``site`` and the ``.pth`` files of the installed packages, before any line of ours) is
-measured first and excluded, as no package can answer there (see :mod:`pds.entry`).
+measured first and excluded, as no package can answer there (see :mod:`pds.entry`): a run whose
+signal still landed there (Python's "init_import_site" failure, on a machine busier than when it
+was measured) is repeated 50 ms later.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def interpreter_start_up() -> float:
     return 1.5 * max(times)
 
 
+def _sigint_default() -> None:
+    """In the child: SIGINT's default action, even when this test runs in a background job (whose
+    SIGINT is ignored, and an ignored SIGINT is inherited and respected by pds.entry)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _commands(tmp: Path) -> dict:
     """Each program with arguments that keep it busy for far longer than the delays."""
     rect = tmp / "in.svg"
@@ -74,7 +82,8 @@ def _commands(tmp: Path) -> dict:
 
 def _interrupt(command, delay: float, tmp: Path):
     before = sorted(p.name for p in tmp.iterdir())
-    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp)
+    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp,
+                         preexec_fn=_sigint_default)
     time.sleep(delay)
     alive = p.poll() is None
     p.send_signal(signal.SIGINT)
@@ -92,8 +101,14 @@ def test_ctrl_c_during_start_up_exits_130_in_one_line(program, tmp_path, interpr
     elif program.startswith("pds-") and not (BIN / program).exists():
         pytest.skip(f"no {program} console script beside this interpreter (pip install -e .)")
     command = _commands(tmp_path)[program]
+    start = interpreter_start_up
     for delay in DELAYS:
-        code, out, err = _interrupt(command, interpreter_start_up + delay, tmp_path)
+        code, out, err = _interrupt(command, start + delay, tmp_path)
+        for _ in range(40):  # the interpreter was slower to start this time (a loaded machine): later
+            if "init_import_site" not in err:  # Python's own start-up failing: before any line of ours
+                break
+            start += 0.05
+            code, out, err = _interrupt(command, start + delay, tmp_path)
         # -SIGINT: killed before Python installed any handler (a shell reports that as 130 too)
         assert code in (130, -signal.SIGINT), (delay, code, err[-3000:])
         assert "Traceback" not in err + out, (delay, err[-3000:])
@@ -109,7 +124,8 @@ def test_ctrl_c_while_the_edit_runs_keeps_the_commands_own_handling(tmp_path):
     if not script.exists():
         pytest.skip("no pds-svg console script beside this interpreter (pip install -e .)")
     command = _commands(tmp_path)["pds-svg"]
-    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path)
+    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path,
+                         preexec_fn=_sigint_default)
     err = b""
     while b"PDS:" not in err:  # the progress bar: the optimisation has started
         chunk = p.stderr.read1(4096)
@@ -154,7 +170,8 @@ def test_import_pds_is_light_and_its_names_still_resolve():
             "heavy = [m for m in ('torch', 'click', 'numpy', 'diffusers') if m in sys.modules]\n"
             "assert not heavy, heavy\n"
             "from pds import Distiller, load_prior, PriorError\n"
-            "assert pds.Distiller is Distiller and pds.load_prior is load_prior and pds.priors.PriorError is PriorError\n"
+            "assert pds.Distiller is Distiller and pds.load_prior is load_prior\n"
+            "assert pds.priors.PriorError is PriorError\n"
             "assert set(pds.__all__) <= set(dir(pds)) and pds.__version__\n"
             "import pds.distiller; assert pds.NonFiniteError is pds.distiller.NonFiniteError\n"
             "try:\n    pds.no_such_name\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no error')\n")

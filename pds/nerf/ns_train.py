@@ -100,17 +100,23 @@ def train(args: Sequence[str]) -> None:
 
 
 def unbox(text: str) -> str:
-    """tyro's error panel as one line: the text inside the frame (drawn in Unicode or, on an
-    ASCII stream, with ``+-|``), its sections joined by ``;``; the title in the top border, which
-    the first line repeats, is dropped."""
+    """tyro's error panel as one line: the text inside the frame (rich draws it in Unicode, in
+    ASCII or without sides, depending on the stream), its sections joined by ``;``; the title,
+    which the first line repeats, is dropped."""
     rules, sides = set("╭╮╰╯─┌┐└┘├┤━+-=_ "), "│┃|"
-    lines = text.splitlines()
-    if lines and lines[0].strip()[:1] in ("╭", "┌", "+"):
+    lines = [line for line in text.splitlines() if line.strip()]
+
+    def is_rule(line: str) -> bool:
+        return set(line.strip().strip(sides).strip()) <= rules
+
+    if lines and lines[0].strip()[:1] in ("╭", "┌", "+"):  # top border with the title
         lines = lines[1:]
+    elif len(lines) > 1 and is_rule(lines[1]):  # a frameless panel: the title, then a rule
+        lines = lines[2:]
     sections, current = [], []
     for line in lines:
         inner = line.strip().strip(sides).strip()
-        if not inner or set(inner) <= rules:  # a rule between sections, or the bottom border
+        if is_rule(line):  # a rule between sections, or the bottom border
             if current:
                 sections.append(" ".join(current))
             current = []

@@ -200,8 +200,9 @@ class SVGScene:
                 entities), or not an SVG. Unsupported features only warn
                 (:class:`SVGFeatureWarning`, one per kind).
         """
-        root, namespaces = read_xml(source)
-        doc = build_document(root, namespaces, dtype=dtype, device=device)
+        outside: list = []
+        root, namespaces = read_xml(source, outside)
+        doc = build_document(root, namespaces, dtype=dtype, device=device, outside=outside)
         for what, n in doc.unsupported.items():
             times = f"{n} time{'s' if n > 1 else ''}"
             message = f"unsupported or invalid SVG content ignored: {what} ({times})"

@@ -8,6 +8,14 @@ as absolute ``M``/``L``/``Q``/``C``/``Z``), circle/ellipse/rect/line/polyline ge
 other attribute are kept. A property declared in a ``style`` attribute (or by a ``<style>``
 sheet) is updated inside ``style`` so it keeps precedence; otherwise it becomes a presentation
 attribute.
+Comments and processing instructions before and after the root element are kept too (each on
+its own line).
+
+What changes in an unchanged document is formatting only: an XML declaration
+(``<?xml version="1.0" encoding="UTF-8"?>``) is written first, a ``<!DOCTYPE>`` is dropped,
+empty elements are written ``<x />``, character references and entities become the characters
+(or ElementTree's escapes), attribute quoting is ElementTree's, and white space between the
+root and the nodes around it becomes one newline.
 
 Serialisation uses the stdlib ElementTree with the document's own namespace prefixes (the SVG
 namespace stays the default one, ``xlink:`` stays ``xlink:``) instead of ElementTree's global
@@ -124,4 +132,7 @@ def document_to_string(doc: Document, fmt=None) -> str:
     root.attrib.clear()
     root.attrib.update(attrs)
     body = ET.tostring(root, encoding="unicode", short_empty_elements=True)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + ("\n" if not body.endswith("\n") else "")
+    before = "".join(ET.tostring(n, encoding="unicode") + "\n" for after, n in doc.outside if not after)
+    after = "".join(ET.tostring(n, encoding="unicode") + "\n" for after, n in doc.outside if after)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + before + body + ("\n" if not body.endswith("\n") else "")
+            + after)

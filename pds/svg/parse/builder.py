@@ -356,12 +356,13 @@ def _content_items(item: DrawItem):
 
 
 def build_document(root: ET.Element, namespaces, *, dtype=torch.float32, device=None,
-                   image_depth: int = 0) -> Document:
+                   image_depth: int = 0, outside=()) -> Document:
     """Walk a parsed SVG tree into a :class:`Document` (no warnings are emitted here).
 
     Unsupported features are counted in ``Document.unsupported`` (kind → occurrences); the caller
     turns them into warnings.  ``image_depth`` is how many ``<image>`` documents enclose this one
-    (see :data:`pds.svg.image.MAX_IMAGE_DEPTH`).
+    (see :data:`pds.svg.image.MAX_IMAGE_DEPTH`).  ``outside``: the comments and processing
+    instructions around the root (see :func:`~pds.svg.parse.read_xml`), kept for writing.
     """
     b = _Builder(root, dtype, device)
     b.image_depth = image_depth
@@ -388,4 +389,4 @@ def build_document(root: ET.Element, namespaces, *, dtype=torch.float32, device=
                 b._geom_params[id(content.geometry)].users.add(item.index)
     params = [p for p in b.params if p.users]
     return Document(root, list(namespaces), b.width, b.height, b.view_box, root.get("preserveAspectRatio"),
-                    b.items, params, b.unsupported)
+                    b.items, params, b.unsupported, list(outside))

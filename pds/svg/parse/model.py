@@ -223,6 +223,8 @@ class Document:
     items: List[DrawItem]
     params: List[Param]
     unsupported: Counter = field(default_factory=Counter)
+    #: comments and processing instructions outside the root element, ``(after_root, node)``
+    outside: List[Tuple[bool, ET.Element]] = field(default_factory=list)
 
     def canvas_size(self, size: int) -> Tuple[int, int]:
         """``(W, H)`` in pixels with the longer side ``size`` and the document's aspect ratio."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 from xml.etree import ElementTree as ET
 
 from ..style import SVG_NS, local_name, namespace
@@ -42,25 +42,55 @@ def id_text(el: ET.Element) -> str:
 # --------------------------------------------------------------------------------------------
 
 class _TreeBuilder(ET.TreeBuilder):
-    """Keeps comments and processing instructions and records namespace declarations."""
+    """Keeps comments and processing instructions and records namespace declarations.
+
+    Comments and processing instructions outside the root element (a licence or generator
+    comment before ``<svg>``), which ElementTree has no place for, are collected in
+    :attr:`outside` as ``(after_root, node)``.
+    """
 
     def __init__(self):
         super().__init__(insert_comments=True, insert_pis=True)
         self.namespaces: List[Tuple[str, str]] = []
+        self.outside: List[Tuple[bool, ET.Element]] = []
+        self._depth = 0
+        self._root_done = False
 
     def start_ns(self, prefix, uri):  # called by XMLParser for every xmlns declaration
         self.namespaces.append((prefix or "", uri))
+
+    def start(self, tag, attrs):
+        self._depth += 1
+        return super().start(tag, attrs)
+
+    def end(self, tag):
+        self._depth -= 1
+        self._root_done = self._root_done or self._depth == 0
+        return super().end(tag)
+
+    def comment(self, text):
+        if self._depth == 0:
+            self.outside.append((self._root_done, ET.Comment(text)))
+        return super().comment(text)
+
+    def pi(self, target, text=None):
+        if self._depth == 0:
+            self.outside.append((self._root_done, ET.PI(target, text)))
+        return super().pi(target, text)
 
 
 def _is_svg_text(source) -> bool:
     return isinstance(source, str) and source.lstrip().startswith("<")
 
 
-def read_xml(source: Union[str, bytes, PathLike]) -> Tuple[ET.Element, List[Tuple[str, str]]]:
+def read_xml(source: Union[str, bytes, PathLike],
+             outside: Optional[list] = None) -> Tuple[ET.Element, List[Tuple[str, str]]]:
     """Parse SVG text or a file safely.
 
     Args:
         source: SVG text (a ``str`` starting with ``<``, or ``bytes``) or a file path.
+        outside: if given, a list that receives the comments and processing instructions
+            outside the root element, in document order, as ``(after_root, node)``.
 
     Returns:
         ``(root, namespaces)``: the root element and the ``(prefix, uri)`` declarations in
@@ -120,4 +150,6 @@ def read_xml(source: Union[str, bytes, PathLike]) -> Tuple[ET.Element, List[Tupl
         raise SVGError(f"{name} declares an unknown character encoding ({e}); save it as UTF-8") from None
     if local_name(root.tag) != "svg" or namespace(root.tag) not in (SVG_NS, None):
         raise SVGError(f"{name} is XML but not SVG: the root element is <{local_name(root.tag) or root.tag}>")
+    if outside is not None:
+        outside.extend(builder.outside)
     return root, builder.namespaces
