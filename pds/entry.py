@@ -144,3 +144,22 @@ def sample() -> None:
 def dreambooth() -> None:
     """``pds-dreambooth`` (:mod:`pds.cli.dreambooth`)."""
     _launch("pds-dreambooth", "pds.cli.dreambooth")
+
+
+def _guard_console_script() -> None:
+    """Guard at import when this process is one of our console scripts.
+
+    pip's generated script imports this module and only then runs a line of its own
+    (``sys.argv[0] = re.sub(...)``) before calling the entry function; a Ctrl-C landing on that
+    line would print a traceback, so the handler is installed as soon as the script imports us.
+    Any other importer (a library user, the tests) keeps Python's default handler.
+    """
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    for suffix in ("-script.pyw", "-script.py", ".exe"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name in ("pds-svg", "pds-sample", "pds-dreambooth"):
+        guard(name)
+
+
+_guard_console_script()
