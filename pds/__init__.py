@@ -14,6 +14,10 @@ Parameter spaces live in subpackages: :mod:`pds.svg` (SVG scenes) and :mod:`pds.
 
 from __future__ import annotations
 
+# First of all: when this process is one of our commands (a console script or ``python -m pds.X``),
+# Ctrl-C is answered from this line on (pds.entry: standard library only, guards on import).
+from . import entry as _entry  # noqa: F401
+
 TYPE_CHECKING = False  # not typing's: that module alone takes longer to import than this package
 
 if TYPE_CHECKING:  # pragma: no cover - what the names below resolve to, for type checkers

@@ -20,9 +20,10 @@ A failure to import the command (a broken installation; ``MemoryError`` from ``i
 under a tight ``ulimit -v``) is one line too, exit status 1, with the traceback in a file.
 
 Not covered: the first few tens of milliseconds, while the interpreter itself starts (its
-``site`` module and the ``.pth`` files of the installed packages), before the console script's
-first line runs; there Python prints its own traceback, or a SIGINT that arrives before Python
-installed its handler kills the process (which a shell also reports as status 130).
+``site`` module and the ``.pth`` files of the installed packages) and until ``import pds``
+begins: the console script's own first lines (``import re``) or runpy locating a ``-m``
+module; there Python prints its own traceback, or a SIGINT that arrives before Python installed
+its handler kills the process (which a shell also reports as status 130).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import os
 import signal
 import sys
 
-__all__ = ["dreambooth", "guard", "guarded", "rearm", "release", "sample", "svg"]
+__all__ = ["MODULE_COMMANDS", "dreambooth", "guard", "guard_module", "guarded", "rearm", "release", "sample", "svg"]
 
 #: Exit status after Ctrl-C (the shell's 128 + SIGINT); :data:`pds.cli.EXIT_INTERRUPTED` too.
 EXIT_INTERRUPTED = 130
@@ -151,8 +152,9 @@ def _guard_console_script() -> None:
 
     pip's generated script imports this module and only then runs a line of its own
     (``sys.argv[0] = re.sub(...)``) before calling the entry function; a Ctrl-C landing on that
-    line would print a traceback, so the handler is installed as soon as the script imports us.
-    Any other importer (a library user, the tests) keeps Python's default handler.
+    line would print a traceback, so the handler is installed as soon as the script imports us,
+    which ``import pds`` does first of all. Any other importer (a library user, the tests) keeps
+    Python's default handler.
     """
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     for suffix in ("-script.pyw", "-script.py", ".exe"):
@@ -160,6 +162,28 @@ def _guard_console_script() -> None:
             name = name[: -len(suffix)]
     if name in ("pds-svg", "pds-sample", "pds-dreambooth"):
         guard(name)
+    elif name == "-m":  # ``python -m pds.X`` while runpy imports the package (see guard_module)
+        guard_module()
+
+
+#: ``python -m`` modules that are commands, and their names in messages.
+MODULE_COMMANDS = {
+    "pds.cli.svg": "pds-svg", "pds.cli.sample": "pds-sample", "pds.cli.dreambooth": "pds-dreambooth",
+    "pds.dreambooth": "python -m pds.dreambooth", "pds.nerf.ns_train": "ns-train",
+}
+
+
+def guard_module() -> bool:
+    """Guard when this process is ``python -m`` one of :data:`MODULE_COMMANDS`.
+
+    ``import pds`` calls this while ``sys.argv[0]`` is still ``"-m"`` (runpy sets the module's
+    path only once the package is imported), so Ctrl-C is answered from the package's first line
+    on, before the module's own imports (``typing`` and the rest) run. Returns whether it guarded.
+    """
+    argv = getattr(sys, "orig_argv", [])
+    module = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "-m"), None)
+    prog = MODULE_COMMANDS.get(module)
+    return guard(prog) if prog else False
 
 
 _guard_console_script()

@@ -7,8 +7,9 @@ importing anything heavy (``import pds`` itself is light: its names load on firs
 processes get SIGINT at fixed delays after the interpreter has started; the interpreter's own
 start-up (``site`` and the ``.pth`` files of the installed packages, before any line of ours) is
 measured first and excluded, as no package can answer there (see :mod:`pds.entry`): a run whose
-signal still landed there (Python's "init_import_site" failure, on a machine busier than when it
-was measured) is repeated 50 ms later.
+signal still landed there (Python's "init_import_site" failure, or for ``python -m`` a traceback
+of runpy's frozen frames alone, on a machine busier than when it was measured) is repeated 50 ms
+later. ``python -m pds.X`` is guarded from the package's first line (:func:`pds.entry.guard_module`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,17 @@ def _commands(tmp: Path) -> dict:
     return commands
 
 
+def _before_our_first_line(err: str) -> bool:
+    """Whether a KeyboardInterrupt traceback landed before any line of this package ran: Python's
+    own start-up (``init_import_site``), runpy locating a ``-m`` module, or pip's console script
+    before its ``import pds`` began (frozen frames and the script's own file only)."""
+    if "init_import_site" in err:
+        return True
+    frames = [line.strip() for line in err.splitlines() if line.strip().startswith("File ")]
+    ours = [f for f in frames if "<frozen " not in f and not f.startswith(f'File "{BIN}{os.sep}')]
+    return "KeyboardInterrupt" in err and bool(frames) and not ours
+
+
 def _interrupt(command, delay: float, tmp: Path):
     before = sorted(p.name for p in tmp.iterdir())
     p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp,
@@ -105,7 +117,7 @@ def test_ctrl_c_during_start_up_exits_130_in_one_line(program, tmp_path, interpr
     for delay in DELAYS:
         code, out, err = _interrupt(command, start + delay, tmp_path)
         for _ in range(40):  # the interpreter was slower to start this time (a loaded machine): later
-            if "init_import_site" not in err:  # Python's own start-up failing: before any line of ours
+            if not _before_our_first_line(err):
                 break
             start += 0.05
             code, out, err = _interrupt(command, start + delay, tmp_path)
@@ -209,3 +221,16 @@ def test_console_scripts_start_in_the_light_entry_module():
     scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"pds-svg": "pds.entry:svg", "pds-sample": "pds.entry:sample",
                        "pds-dreambooth": "pds.entry:dreambooth"}
+
+
+def test_python_m_guards_from_the_package_s_first_line():
+    """``import pds`` under ``python -m pds.nerf.ns_train`` (argv[0] still ``-m``) installs the
+    handler before the module's own imports; ``python -m`` of anything else does not."""
+    code = ("import signal, sys; sys.argv[0] = '-m'; sys.orig_argv = [sys.executable, '-m', {!r}]; "
+            "import pds, pds.entry; print(signal.getsignal(signal.SIGINT) is pds.entry._interrupted, "
+            "pds.entry._state['prog'])")
+    for module, expected in (("pds.nerf.ns_train", "True ns-train"), ("pds.cli.svg", "True pds-svg"),
+                             ("tools.prior.train", "False")):
+        out = subprocess.run([sys.executable, "-c", code.format(module)], capture_output=True, text=True,
+                             env=_env(), check=True, preexec_fn=_sigint_default).stdout.split()
+        assert " ".join(out[: len(expected.split())]) == expected, (module, out)
