@@ -241,10 +241,11 @@ def parse_method(spec: str, guidance: float | None) -> tuple[str, float | None]:
 
 
 def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int | None, seed: int, guidance: float | None,
-             out_dir: Path) -> tuple[Path, float]:
+             out_dir: Path, background: str = "auto") -> tuple[Path, float]:
     """Run one edit with method ``spec`` (see :func:`parse_method`) exactly as ``pds-svg edit`` does at
     its defaults (:func:`pds.svg.editing.edit_scene`: the prior's measured edit settings, default
-    ``--optimize points,fill,stroke``); returns the written SVG and seconds."""
+    ``--optimize points,fill,stroke``, ``--background`` ``background``); returns the written SVG
+    and seconds."""
     from pds.svg import SVGScene
     from pds.svg.editing import edit_scene, resolve_settings
     from tools.prior import data
@@ -256,7 +257,7 @@ def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int | None, seed: 
     src = data.caption(edit.color, edit.shape, edit.background)
     tgt = data.caption(edit.tgt_color, edit.tgt_shape, edit.tgt_background)
     settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, kinds=kinds, seed=seed,
-                                prompts=(src, tgt))
+                                prompts=(src, tgt), background=background)
     start = time.perf_counter()
     edit_scene(scene, prior, src, tgt, settings, progress=False)
     seconds = time.perf_counter() - start
@@ -297,6 +298,8 @@ def main() -> None:
     ap.add_argument("--per-kind", type=int, default=None, help="only the first N edits of each kind")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help="comma-separated columns: pds, sds, dds, each optionally @<guidance> (e.g. pds@300)")
+    ap.add_argument("--background", choices=("auto", "keep", "free"), default="auto",
+                    help="pds-svg edit --background: 'free' optimises the page too, as the reference does")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--shard", type=_shard, default=(0, 1), metavar="K/N",
                     help="run only every N-th edit starting at K (0-based), e.g. two processes 0/2 and 1/2")
@@ -333,7 +336,7 @@ def main() -> None:
             if i % shards != shard:
                 continue
             src_img = render_file(path)
-            out, seconds = run_edit(path, edit, method, prior, steps, seed, args.guidance, svg_dir)
+            out, seconds = run_edit(path, edit, method, prior, steps, seed, args.guidance, svg_dir, args.background)
             r = score(edit, src_img, render_file(out), probe)
             r.update(edit=edit.name, kind=edit.kind, method=method, seed=seed, seconds=seconds)
             results.append(r)
@@ -352,7 +355,7 @@ def main() -> None:
         if missing and not args.partial:
             raise SystemExit(f"--merge: {missing} of {len(jobs)} edits have no result in {out_dir}; finish every shard "
                              f"or pass --partial")
-    title = f"{args.model}, {steps or 'default'} steps, seeds {args.seeds}"
+    title = f"{args.model}, {steps or 'default'} steps, seeds {args.seeds}, --background {args.background}"
     if len(results) < len(jobs):
         title += f"; PARTIAL: {len(results)} of {len(jobs)} runs"
     report(results, todo, methods, seeds, out_dir, title)

@@ -193,6 +193,23 @@ def test_edit_only_selected_elements_change(tmp_path, tiny_prior_dir):
     assert 'cx="10" cy="16" r="6"' in text and 'fill="#d03030"' not in text
 
 
+@pytest.mark.parametrize("mode, tgt, kept", [("auto", "a blue circle", True), ("free", "a blue circle", False),
+                                             ("auto", "a red circle on a yellow background", False),
+                                             ("keep", "a red circle on a yellow background", True)])
+def test_edit_keeps_the_background_unless_the_prompts_change_it(tmp_path, tiny_prior_dir, mode, tgt, kept):
+    src = tmp_path / "page.svg"
+    src.write_text(f'<svg {NS} viewBox="0 0 32 32"><rect id="page" width="32" height="32" fill="#ffffff"/>'
+                   '<circle id="a" cx="16" cy="16" r="8" fill="#d03030"/></svg>')
+    out = tmp_path / "out.svg"
+    r = run("edit", src, "--src", "a red circle", "--tgt", tgt, "-o", out, "--model", tiny_prior_dir, "--steps", 2,
+            "--optimize", "fill", "--lr-color", 0.2, "--background", mode, "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    page = '<rect id="page" width="32" height="32" fill="#ffffff" />'
+    assert (page in out.read_text()) == kept
+    assert ("keeping the background ('page')" in r.stderr) == kept, r.stderr
+    assert 'fill="#d03030"' not in out.read_text()  # the circle itself is edited either way
+
+
 def test_ctrl_c_writes_the_current_result(icon, tmp_path, tiny_prior_dir, monkeypatch):
     calls = {"n": 0}
     real = SVGScene.render

@@ -128,3 +128,65 @@ def test_shape_edits_turn_the_outline_term_off():
     assert resolve_settings(prior, prompts=("a red circle", "a red square"), shape_weight=0.5).shape_weight == 0.5
     assert PriorMetadata.from_json({"edit": {"shape_words": ["Circle"]}}).edit.shape_words == ("circle",)
     assert PriorMetadata.from_json({"edit": {"shape_words": ["circle"]}}).to_json()["edit"]["shape_words"] == ["circle"]
+
+
+def test_background_phrases_decide_whether_the_background_is_asked_for():
+    from pds.svg.editing import asks_for_new_background
+
+    assert not asks_for_new_background("a red circle", "a blue circle")
+    assert asks_for_new_background("a red circle", "a red circle on a yellow background")
+    assert asks_for_new_background("a red circle on a yellow background", "a red circle")
+    assert asks_for_new_background("a red circle on a yellow background", "a red circle on a blue background")
+    assert not asks_for_new_background("a red circle on a yellow background", "a green circle on a yellow background")
+    assert not asks_for_new_background("a red circle on the yellow background", "a blue circle, on a yellow backdrop")
+    assert asks_for_new_background("a cat, dark background", "a cat, bright background")
+
+
+def test_background_items_find_the_page_not_content():
+    from pds.svg.editing import background_items, kept_background
+
+    assert background_items(_scene()) == [0]  # the full-page rect, not the star or the dot
+    head = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
+    star = '<path d="M32 10 L54 26 L46 52 L18 52 L10 26 Z" fill="blue"/>'
+    cases = {
+        "path page": ('<path d="M-1 -1 H65 V65 H-1 Z" fill="#eee"/>' + star, [0]),
+        "page under a transform": ('<rect width="32" height="32" transform="scale(2)" fill="#eee"/>' + star, [0]),
+        "two pages": ('<rect width="64" height="64" fill="#eee"/><rect width="64" height="64" fill="red" '
+                      'opacity="0.5"/>' + star, [0, 1]),
+        "a page drawn over content": (star + '<rect width="64" height="64" fill="red" opacity="0.2"/>', []),
+        "a rect short of the page": ('<rect width="64" height="60" fill="#eee"/>' + star, []),
+        "a rotated square": ('<rect x="-10" y="-10" width="84" height="84" transform="rotate(45 32 32)" fill="#eee"/>'
+                             + star, []),
+        "a clipped page": ('<clipPath id="c"><circle cx="32" cy="32" r="20"/></clipPath>'
+                           '<rect width="64" height="64" fill="#eee" clip-path="url(#c)"/>' + star, []),
+        "no page": (star, []),
+    }
+    for name, (body, expected) in cases.items():
+        assert background_items(SVGScene.load(head + body + "</svg>", render_size=32)) == expected, name
+    only_page = SVGScene.load(head + '<rect width="64" height="64" fill="#eee"/></svg>', render_size=32)
+    assert background_items(only_page) == [0] and kept_background(only_page) == []  # the page is the picture
+
+
+def test_keep_background_freezes_exactly_the_page(tmp_path):
+    """With ``keep_background`` a real edit leaves the page's fill bit for bit and still moves the
+    star; ``"free"`` lets the page move too (the reference's behaviour)."""
+    import pds
+    from pds.svg.editing import edit_scene, resolve_settings
+
+    prior = pds.load_prior("pds-tiny")
+    src, tgt = "a blue star", "a yellow star"
+    results = {}
+    for mode in ("auto", "free"):
+        scene = _scene()
+        scene.render_size = prior.resolution
+        page0 = scene.items[0].fill.rgba.detach().clone()
+        star0 = scene.items[1].fill.rgba.detach().clone()
+        settings = resolve_settings(prior, steps=6, prompts=(src, tgt), kinds=("points", "fill"), background=mode)
+        assert settings.keep_background == (mode == "auto")
+        edit_scene(scene, prior, src, tgt, settings, progress=False)
+        results[mode] = (torch.equal(scene.items[0].fill.rgba.detach(), page0),
+                         torch.equal(scene.items[1].fill.rgba.detach(), star0))
+    assert results["auto"] == (True, False)
+    assert results["free"] == (False, False)
+    with pytest.raises(ValueError, match="background mode"):
+        resolve_settings(prior, background="sometimes")

@@ -330,6 +330,10 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--shape-weight", type=FiniteFloat(min=0), default=None,
               help="Weight of the term keeping each outline's local shape (0: off; higher keeps silhouettes, "
                    "lower lets shapes change) [default: the prior's edit.shape_weight, else 0].")
+@click.option("--background", "background", type=click.Choice(["auto", "keep", "free"]), default="auto",
+              show_default=True,
+              help="The background shape (one covering the canvas, at the bottom): 'keep' it as it is, 'free' "
+                   "to edit it too, 'auto' keeps it unless --src and --tgt describe the background differently.")
 @click.option("--optimize", "optimize", default="points,fill,stroke", show_default=True,
               help="Comma list of points, fill, stroke, width, opacity.")
 @click.option("--only", multiple=True, metavar="ID",
@@ -351,7 +355,7 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: Optional[int],
          guidance: Optional[float], t_min: Optional[float], t_max: Optional[float], lr_points, lr_color, lr_width, lr_opacity,
-         samples_per_step: Optional[int], shape_weight: Optional[float], optimize: str,
+         samples_per_step: Optional[int], shape_weight: Optional[float], background: str, optimize: str,
          only: Sequence[str], size: Optional[int], png_size: int, style: str, seed: int, device: str,
          frames: Optional[Path], video: Optional[Path], frame_every: Optional[int], fps: float, quiet: bool):
     """Edit INPUT so that it matches --tgt, with a diffusion prior (PDS by default)."""
@@ -396,7 +400,7 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
     if size is None:
         _check_render_memory(scene, scene.render_size, dev)
     _check_visible(scene)
-    from ..svg.editing import edit_scene, resolve_settings
+    from ..svg.editing import edit_scene, kept_background, resolve_settings
 
     present = scene.parameters()
     rates = {"points": lr_points, "fill": lr_color, "stroke": lr_color, "stroke_width": lr_width,
@@ -405,11 +409,18 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
         settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, t_min=t_min, t_max=t_max,
                                     learning_rates={k: v for k, v in rates.items() if v is not None and k in present},
                                     kinds=kinds, samples_per_step=samples_per_step,
-                                    shape_weight=shape_weight, prompts=(src_full, tgt_full), seed=seed)
+                                    shape_weight=shape_weight, prompts=(src_full, tgt_full), background=background,
+                                    seed=seed)
         pds.Distiller(prior, method=method, guidance_scale=settings.guidance_scale, t_range=settings.t_range)
     except ValueError as e:  # bad values the option types let through (a NaN guidance, say)
         raise CLIError(str(e)) from None
     steps = settings.steps
+    kept = kept_background(scene) if settings.keep_background else []
+    if kept and not quiet:
+        names = ", ".join(repr(scene.items[i].id) if scene.items[i].id else f"<{scene.items[i].element.tag.split('}')[-1]}>"
+                          for i in kept)
+        click.echo(f"pds-svg: keeping the background ({names}) as it is: the prompts do not change it "
+                   f"(--background free edits it)", err=True)
 
     # ---- optimise ---------------------------------------------------------------------------------
     every = frame_every or max(1, steps // 100)
