@@ -24,6 +24,8 @@ Usage::
     # two processes of one thread each, then the report:
     OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --shard 0/2 & OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --shard 1/2; wait
     python benchmarks/edit_quality.py --shard 0/2 --merge
+    # a slice with one setting changed (what benchmarks/results/edit_quality_rounds/ measured)
+    python benchmarks/edit_quality.py --methods pds --seeds 0 --edits color_orange_triangle_white --set 't_range=[0.3,0.98]'
 
 """
 
@@ -240,12 +242,33 @@ def parse_method(spec: str, guidance: float | None) -> tuple[str, float | None]:
     return name, (float(w) if w else guidance)
 
 
+def parse_override(text: str) -> tuple[str, object]:
+    """``--set key=value``: a field of :class:`pds.svg.editing.EditSettings` and a JSON value
+    (``t_range=[0.3,0.98]``, ``guidance_scale=50``, ``measured_rates={"points":0.4,"fill":0.02}``)."""
+    from dataclasses import fields
+
+    from pds.svg.editing import EditSettings
+
+    key, sep, value = text.partition("=")
+    names = [f.name for f in fields(EditSettings)]
+    if not sep or key not in names:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY one of {', '.join(names)}, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not a JSON value") from None
+    return key, tuple(parsed) if isinstance(parsed, list) else parsed
+
+
 def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int | None, seed: int, guidance: float | None,
-             out_dir: Path, background: str = "auto") -> tuple[Path, float]:
+             out_dir: Path, background: str = "auto", overrides=()) -> tuple[Path, float]:
     """Run one edit with method ``spec`` (see :func:`parse_method`) exactly as ``pds-svg edit`` does at
     its defaults (:func:`pds.svg.editing.edit_scene`: the prior's measured edit settings, default
-    ``--optimize points,fill,stroke``, ``--background`` ``background``); returns the written SVG
-    and seconds."""
+    ``--optimize points,fill,stroke``, ``--background`` ``background``), with ``overrides``
+    (``(field, value)`` pairs, :func:`parse_override`) replacing resolved settings; returns the
+    written SVG and seconds."""
+    import dataclasses
+
     from pds.svg import SVGScene
     from pds.svg.editing import edit_scene, resolve_settings
     from tools.prior import data
@@ -258,6 +281,7 @@ def run_edit(path: Path, edit: Edit, spec: str, prior, steps: int | None, seed: 
     tgt = data.caption(edit.tgt_color, edit.tgt_shape, edit.tgt_background)
     settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, kinds=kinds, seed=seed,
                                 prompts=(src, tgt), background=background)
+    settings = dataclasses.replace(settings, **dict(overrides))
     start = time.perf_counter()
     edit_scene(scene, prior, src, tgt, settings, progress=False)
     seconds = time.perf_counter() - start
@@ -300,6 +324,9 @@ def main() -> None:
                     help="comma-separated columns: pds, sds, dds, each optionally @<guidance> (e.g. pds@300)")
     ap.add_argument("--background", choices=("auto", "keep", "free"), default="auto",
                     help="pds-svg edit --background: 'free' optimises the page too, as the reference does")
+    ap.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
+                    help="replace a resolved edit setting for every run (EditSettings field, JSON value); repeatable")
+    ap.add_argument("--edits", default=None, help="comma-separated edit names (see examples/benchmark/); default: all")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--shard", type=_shard, default=(0, 1), metavar="K/N",
                     help="run only every N-th edit starting at K (0-based), e.g. two processes 0/2 and 1/2")
@@ -322,7 +349,14 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
         parse_method(m, None)
-    todo = build_examples()[: args.limit]
+    todo = build_examples()
+    if args.edits:
+        wanted = [n for n in args.edits.split(",") if n]
+        unknown = sorted(set(wanted) - {e.name for e, _ in todo})
+        if unknown:
+            raise SystemExit(f"--edits: unknown edit(s) {', '.join(unknown)}; see {EXAMPLES}")
+        todo = [(e, p) for e, p in todo if e.name in wanted]
+    todo = todo[: args.limit]
     if args.per_kind:
         seen: dict[str, int] = {}
         todo = [(e, p) for e, p in todo if seen.setdefault(e.kind, 0) < args.per_kind
@@ -336,7 +370,8 @@ def main() -> None:
             if i % shards != shard:
                 continue
             src_img = render_file(path)
-            out, seconds = run_edit(path, edit, method, prior, steps, seed, args.guidance, svg_dir, args.background)
+            out, seconds = run_edit(path, edit, method, prior, steps, seed, args.guidance, svg_dir, args.background,
+                                   args.overrides)
             r = score(edit, src_img, render_file(out), probe)
             r.update(edit=edit.name, kind=edit.kind, method=method, seed=seed, seconds=seconds)
             results.append(r)
@@ -356,6 +391,7 @@ def main() -> None:
             raise SystemExit(f"--merge: {missing} of {len(jobs)} edits have no result in {out_dir}; finish every shard "
                              f"or pass --partial")
     title = f"{args.model}, {steps or 'default'} steps, seeds {args.seeds}, --background {args.background}"
+    title += "".join(f", {k}={v}" for k, v in args.overrides)
     if len(results) < len(jobs):
         title += f"; PARTIAL: {len(results)} of {len(jobs)} runs"
     report(results, todo, methods, seeds, out_dir, title)
