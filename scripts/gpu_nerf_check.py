@@ -133,6 +133,8 @@ def main(argv=None) -> int:
                         help="time cap of each stage's training loop in seconds")
     parser.add_argument("--small", action="store_true", help="small nerfacto (for CPU runs)")
     parser.add_argument("--render-scale", type=float, default=1.0, help="--pipeline.pds.render_scale")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="--pipeline.pds.guidance_scale of stage 1 (default: the method's, 100 as the reference)")
     parser.add_argument("--rays", type=int, default=4096, help="rays per step of nerfacto and pds_refinement")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():  # before the slow imports
@@ -175,6 +177,7 @@ def main(argv=None) -> int:
     config = parse(["pds", "--data", data, "--load-dir", checkpoints0, "--pipeline.pds.src_prompt", args.src,
                     "--pipeline.pds.tgt_prompt", args.tgt, "--pipeline.pds.sd_pretrained_model_or_path", prior,
                     "--pipeline.pds.render_scale", args.render_scale, *dev, *model,
+                    *(["--pipeline.pds.guidance_scale", args.guidance] if args.guidance is not None else []),
                     "--max-num-iterations", args.steps[1]])
     t1, n1, s1, m1 = train(config, out / "runs", "pds", args.caps[1], args.device)
     start = time.perf_counter()
@@ -213,7 +216,13 @@ def main(argv=None) -> int:
     for name, c in colours.items():
         print(f"  {name:<11} {c[0]:.3f} {c[1]:.3f} {c[2]:.3f}   blue - red = {c[2] - c[0]:+.3f}")
     shift = (colours["pds"][2] - colours["pds"][0]) - (colours["source"][2] - colours["source"][0])
-    print(f"edit visible after pds (blue - red up by > 0.2): {'yes' if shift > 0.2 else 'no'} ({shift:+.3f})")
+    # a ball that faded into the white background also moves blue - red up: it must still be there
+    after = colours["pds"]
+    kept = float(np.abs(after - 1.0).max()) > 0.25
+    blue = kept and after[2] > after[0] + 0.1
+    print(f"ball kept after pds (differs from the white background by > 0.25): {'yes' if kept else 'no'}; "
+          f"turned blue (blue > red + 0.1): {'yes' if blue else 'no'} (blue - red {after[2] - after[0]:+.3f}, "
+          f"change {shift:+.3f})")
 
     views = [0, 4, 8, 12, 16, 20]
     strip = []

@@ -33,7 +33,7 @@ import torch
 
 def variant(name: str) -> dict:
     """``DreamBoothConfig`` overrides from a name: ``default``, or ``+``-joined parts among
-    ``lr<value>`` (learning rate), ``te`` (train the whole text encoder), ``noemb`` (keep the identifier
+    ``lr<value>`` (learning rate), ``te`` / ``note`` (train the whole text encoder, or not), ``noemb`` (keep the identifier
     token's embedding frozen; by default it is trained), ``nopp`` (no prior preservation),
     ``w<value>`` (prior loss weight), e.g. ``lr2e-5+te``."""
     out: dict = {}
@@ -42,6 +42,8 @@ def variant(name: str) -> dict:
             continue
         if part == "te":
             out["train_text_encoder"] = True
+        elif part == "note":
+            out["train_text_encoder"] = False
         elif part == "noemb":
             out["train_identifier_embedding"] = False
         elif part == "nopp":
@@ -163,7 +165,7 @@ def main() -> None:
                                       seed=args.seed, **variant(name))
             fine_tune(config, log=print, progress=False)
             prior = pds.load_prior(out, device=args.device)
-            run = prior.metadata["fine_tuning"][-1]
+            run = prior.metadata.extra["fine_tuning"][-1]
             rows[spec], _ = figures(prior, instances, base_class, args.n_eval, args.sample_steps, probe, grid(spec))
             rows[spec].update(lr=run["learning_rate"], loss=round(run["final_loss"], 4), train_s=run["seconds"],
                               seconds=round(time.perf_counter() - t, 1))
