@@ -5,7 +5,7 @@
 first too): their modules import click, torch and the model libraries, which takes seconds,
 and Python's own Ctrl-C handling would print a ``KeyboardInterrupt`` traceback from the middle of
 those imports, before the error boundary (:func:`pds.cli.run`) exists. This module imports
-nothing but the standard library's ``os``, ``signal`` and ``sys``, and its functions install a
+nothing but the standard library's ``os``, ``sys`` and ``_signal`` (the C half of ``signal``), and its functions install a
 SIGINT handler (:func:`guard`) before importing anything else:
 
 * before the boundary runs (start-up) Ctrl-C prints ``PROG: interrupted`` and exits with
@@ -28,8 +28,8 @@ its handler kills the process (which a shell also reports as status 130).
 
 from __future__ import annotations
 
-import os
-import signal
+import _signal as signal  # the C module ``signal`` wraps: importing ``signal`` itself first builds its enums,
+import os                  # milliseconds in which a Ctrl-C would still be Python's traceback
 import sys
 
 __all__ = ["MODULE_COMMANDS", "dreambooth", "guard", "guard_module", "guarded", "rearm", "release", "sample", "svg"]

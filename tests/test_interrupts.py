@@ -82,14 +82,19 @@ def _commands(tmp: Path) -> dict:
 
 
 def _before_our_first_line(err: str) -> bool:
-    """Whether a KeyboardInterrupt traceback landed before any line of this package ran: Python's
-    own start-up (``init_import_site``), runpy locating a ``-m`` module, or pip's console script
-    before its ``import pds`` began (frozen frames and the script's own file only)."""
+    """Whether a KeyboardInterrupt traceback landed before this package's handler existed: Python's
+    own start-up (``init_import_site``), runpy locating a ``-m`` module, pip's console script
+    before its ``import pds`` began (frozen frames and the script's own file only), or
+    ``pds/__init__.py`` while its first statement loads :mod:`pds.entry`."""
     if "init_import_site" in err:
         return True
     frames = [line.strip() for line in err.splitlines() if line.strip().startswith("File ")]
     ours = [f for f in frames if "<frozen " not in f and not f.startswith(f'File "{BIN}{os.sep}')]
-    return "KeyboardInterrupt" in err and bool(frames) and not ours
+    # ``import pds`` guards in its first statement (importing pds.entry): a traceback whose only
+    # frame of ours is that file was raised before the handler existed (after it, Ctrl-C exits
+    # silently), i.e. while Python loaded pds.entry itself
+    package_init = str(Path(__import__("pds").__file__))
+    return "KeyboardInterrupt" in err and bool(frames) and all(f'File "{package_init}"' in f for f in ours)
 
 
 def _interrupt(command, delay: float, tmp: Path):

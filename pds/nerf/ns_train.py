@@ -54,7 +54,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             warnings.filterwarnings("ignore", category=category)
     args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     method = args[0] if args and not args[0].startswith("-") else ""
+    _preload()
     sys.exit(run(f"{PROG} {method}".strip(), lambda: train(args)))
+
+
+def _preload() -> None:
+    """Import nerfstudio's trainer (and with it torch and the method configs) before the error
+    boundary hands Ctrl-C back to Python: while :func:`pds.entry.guard` holds it, Ctrl-C exits 130
+    at once, whereas a ``KeyboardInterrupt`` raised inside a C++ extension's import aborts the
+    process (pybind11's ``terminate``, status -6). A failing import is left for :func:`train` to
+    raise again inside the boundary, where it becomes one line."""
+    try:
+        from nerfstudio.configs import method_configs  # noqa: F401
+        from nerfstudio.scripts import train  # noqa: F401
+    except Exception:  # noqa: BLE001 - reported by train() behind the boundary
+        pass
 
 
 def train(args: Sequence[str]) -> None:
