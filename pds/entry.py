@@ -10,9 +10,14 @@ SIGINT handler (:func:`guard`) before importing anything else:
 
 * before the boundary runs (start-up) Ctrl-C prints ``PROG: interrupted`` and exits with
   status 130 at once (nothing has been written yet);
-* while the command runs the boundary takes over (:func:`release`): Ctrl-C is a
+* while the command runs, the guard holds until the command begins what must end cleanly
+  (:func:`release`: ``pds-svg edit``'s optimisation, DreamBooth's training, and every atomic
+  write of an output, :func:`pds.util.files.atomic_write_with`); from then on Ctrl-C is a
   ``KeyboardInterrupt`` again, which the commands turn into their own handling (``pds-svg edit``
-  writes the current result) and the boundary into exit status 130;
+  writes the current result) and the boundary into exit status 130. Before that (loading the
+  model libraries and the prior, sampling) it exits at once: a ``KeyboardInterrupt`` raised
+  inside a library's import can be swallowed by its ``except`` clauses, and one raised inside a
+  C++ extension aborts the process;
 * once the command has returned (:func:`rearm`: output flushed, interpreter shutting down)
   Ctrl-C exits with status 130 at once and silently (the command has already reported).
 
@@ -92,8 +97,9 @@ def rearm() -> None:
         except (OSError, ValueError, RuntimeError):  # closed or broken pipe: nothing to keep
             pass
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        _state["quiet"] = True
         _install(_interrupted)
+    if guarded():
+        _state["quiet"] = True
 
 
 def _launch(prog: str, module: str) -> None:

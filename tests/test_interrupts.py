@@ -239,3 +239,23 @@ def test_python_m_guards_from_the_package_s_first_line():
         out = subprocess.run([sys.executable, "-c", code.format(module)], capture_output=True, text=True,
                              env=_env(), check=True, preexec_fn=_sigint_default).stdout.split()
         assert " ".join(out[: len(expected.split())]) == expected, (module, out)
+
+
+def test_ctrl_c_while_sampling_exits_at_once_and_writes_nothing(tmp_path):
+    """``pds-sample`` keeps the start-up guard until it writes: a Ctrl-C while the prior loads or
+    samples exits 130 at once with one line (a ``KeyboardInterrupt`` raised inside the model
+    libraries could be swallowed by their ``except`` clauses: a run kept sampling for minutes)."""
+    script = BIN / "pds-sample"
+    if not script.exists():
+        pytest.skip("no pds-sample console script beside this interpreter (pip install -e .)")
+    command = _commands(tmp_path)["pds-sample"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path,
+                         preexec_fn=_sigint_default)
+    time.sleep(8.0)  # past start-up: loading the prior or sampling 64 pictures x 1000 steps
+    assert p.poll() is None, p.communicate()[1][-2000:]
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err[-3000:]
+    assert [line for line in err.splitlines() if line.strip()] == ["pds-sample: interrupted"], err[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no grid, no temporary file

@@ -83,21 +83,25 @@ def inside_boundary() -> bool:
     return _active[0] > 0
 
 
-def run(prog: str, invoke: Callable[[], Optional[int]], interrupted: str = "interrupted") -> int:
+def run(prog: str, invoke: Callable[[], Optional[int]], interrupted: str = "interrupted",
+        release: bool = True) -> int:
     """Run ``invoke()`` (a click command in ``standalone_mode=False``) behind the error boundary.
 
     Returns the exit status: ``invoke``'s integer result (0 when it returns ``None``), 2 for
     user errors, 130 for Ctrl-C (``interrupted`` is the message), 1 for anything else.
 
     In a console entry point (:mod:`pds.entry`) Ctrl-C exits with status 130 at once before and
-    after ``invoke``; inside it, it is a ``KeyboardInterrupt`` for the command to handle.
+    after ``invoke``; inside it, it is a ``KeyboardInterrupt`` for the command to handle, from the
+    start (``release=True``) or, with ``release=False``, from the moment the command calls
+    :func:`pds.entry.release` (our CLIs: before their long work that must end cleanly, and in
+    every atomic write).
     """
     from .. import entry
 
     _active[0] += 1
     released = False
     try:
-        released = entry.release()
+        released = entry.release() if release else entry.guarded()
         return _outcome(prog, invoke, interrupted)
     except KeyboardInterrupt:  # a second Ctrl-C while the first one was being reported
         return EXIT_INTERRUPTED
@@ -175,9 +179,11 @@ def _is_allocation_failure(e: BaseException) -> bool:
 
 def main_of(prog: str, command: click.Command, argv: Optional[Sequence[str]], interrupted: str = "interrupted") -> None:
     """Console entry point body: run ``command`` on ``argv`` (default ``sys.argv[1:]``) behind
-    :func:`run` and exit with its status."""
+    :func:`run` (``release=False``: Ctrl-C exits at once until the command releases it) and exit
+    with its status."""
     args = list(argv) if argv is not None else None
-    sys.exit(run(prog, lambda: command.main(args=args, prog_name=prog, standalone_mode=False), interrupted))
+    sys.exit(run(prog, lambda: command.main(args=args, prog_name=prog, standalone_mode=False), interrupted,
+                 release=False))
 
 
 def parse_device(name: Optional[str]):

@@ -103,6 +103,9 @@ def cli(quiet: bool, **options) -> None:
 
     quiet_libraries()
     config = DreamBoothConfig(**options)
+    from .. import entry
+
+    entry.release()  # Ctrl-C during training: "nothing was saved" (the boundary's message), not a bare exit
     fine_tune(config, log=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)), progress=not quiet)
 
 

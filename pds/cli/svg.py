@@ -49,7 +49,8 @@ class _Group(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         prog = "pds-svg"  # the console script name, whatever invoked us
-        code = run(prog, lambda: super(_Group, self).main(args, prog, complete_var, standalone_mode=False, **extra))
+        code = run(prog, lambda: super(_Group, self).main(args, prog, complete_var, standalone_mode=False, **extra),
+                   release=False)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -444,6 +445,9 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
             with torch.no_grad():
                 keep(step + 1, scene.render())
 
+    from .. import entry
+
+    entry.release()  # from here on Ctrl-C ends the optimisation and the current result is written
     result = edit_scene(scene, prior, src_full, tgt_full, settings, callback=callback, progress=not quiet)
 
     # ---- write results (atomically) ------------------------------------------------------------

@@ -80,6 +80,9 @@ def atomic_write_with(path: Union[str, os.PathLike], write: Callable[[str], None
     ``suffix`` keeps an extension writers look at (``.gif``). On any failure the temporary file is
     removed and ``path`` is untouched.
     """
+    from .. import entry
+
+    entry.release()  # a Ctrl-C from here on is a KeyboardInterrupt, so the temporary file is removed
     path = Path(path)
     check_replaceable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=str(path.parent if str(path.parent) else "."))
