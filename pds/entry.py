@@ -37,7 +37,7 @@ import _signal as signal  # the C module ``signal`` wraps: importing ``signal`` 
 import os                  # milliseconds in which a Ctrl-C would still be Python's traceback
 import sys
 
-__all__ = ["MODULE_COMMANDS", "dreambooth", "guard", "guard_module", "guarded", "rearm", "release", "sample", "svg"]
+__all__ = ["CONSOLE_SCRIPTS", "MODULE_COMMANDS", "dreambooth", "guard", "guard_module", "guarded", "rearm", "release", "sample", "svg"]
 
 #: Exit status after Ctrl-C (the shell's 128 + SIGINT); :data:`pds.cli.EXIT_INTERRUPTED` too.
 EXIT_INTERRUPTED = 130
@@ -166,12 +166,14 @@ def _guard_console_script() -> None:
     for suffix in ("-script.pyw", "-script.py", ".exe"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
-    if name in ("pds-svg", "pds-sample", "pds-dreambooth"):
+    if name in CONSOLE_SCRIPTS:
         guard(name)
     elif name == "-m":  # ``python -m pds.X`` while runpy imports the package (see guard_module)
         guard_module()
 
 
+#: Our console scripts (``[project.scripts]``): each guards from ``import pds`` on.
+CONSOLE_SCRIPTS = ("pds-svg", "pds-sample", "pds-dreambooth")
 #: ``python -m`` modules that are commands, and their names in messages.
 MODULE_COMMANDS = {
     "pds.cli.svg": "pds-svg", "pds.cli.sample": "pds-sample", "pds.cli.dreambooth": "pds-dreambooth",
