@@ -397,6 +397,26 @@ def main() -> None:
     report(results, todo, methods, seeds, out_dir, title)
 
 
+def paired_identity(results: list[dict], methods: list[str]) -> list[str]:
+    """Table lines: each method's mean identity over the (edit, seed) runs that *every* method
+    got right, per kind. The main table's identity mixes in failures (an edit that did not happen
+    keeps its identity best), so this is the comparison at equal target success."""
+    if len(methods) < 2:
+        return []
+    by_run: dict = {}
+    for r in results:
+        by_run.setdefault((r["kind"], r["edit"], r["seed"]), {})[r["method"]] = r
+    lines = ["", "Identity on the runs every method got right (equal target success):", "",
+             "| kind | runs | " + " | ".join(m.upper() for m in methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for kind in ("color", "shape", "background", "element"):
+        both = [rs for (k, _, _), rs in by_run.items()
+                if k == kind and all(m in rs and rs[m]["target"] == 1.0 for m in methods)]
+        if both:
+            lines.append(f"| {kind} | {len(both)} | "
+                         + " | ".join(f"{np.mean([rs[m]['identity'] for rs in both]):.3f}" for m in methods) + " |")
+    return lines
+
+
 def report(results: list[dict], todo, methods: list[str], seeds: list[int], out_dir: Path, title: str) -> None:
     """Write ``edit_quality.{md,json,png}`` (table of means per kind and method; grid of the
     first seed's written SVGs: source | one column per method)."""
@@ -413,6 +433,7 @@ def report(results: list[dict], todo, methods: list[str], seeds: list[int], out_
             lines.append(f"| {kind} | {method.upper()} | {len(sel)} | {np.mean([r['target'] for r in sel]):.2f} | "
                          f"{np.mean([r['identity'] for r in sel]):.3f} | {metric} | "
                          f"{np.mean(unt) if unt else float('nan'):.3f} | {np.mean([r['seconds'] for r in sel]):.1f} |")
+    lines += paired_identity(results, methods)
     table = "\n".join(lines)
     print(table)
     (out_dir / "edit_quality.md").write_text(table + f"\n\nMeans over edits and seeds. Grid: edit_quality.png "

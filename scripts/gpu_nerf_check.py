@@ -112,6 +112,29 @@ def scene_figures(views: np.ndarray, mask: np.ndarray) -> dict:
             "silhouette_iou": float((fg & mask).sum() / union) if union else 1.0}
 
 
+def figure_lines(figures: dict) -> list[str]:
+    """The report lines of ``{stage: scene_figures(...)}``: a header, then one line per stage."""
+    lines = ["inside the source ball: mean colour (R, G, B); outside it: mean change of the white background;"
+             " silhouette IoU with the source ball"]
+    for name, f in figures.items():
+        c = f["colour"]
+        lines.append(f"  {name:<11} {c[0]:.3f} {c[1]:.3f} {c[2]:.3f}   blue - red = {c[2] - c[0]:+.3f}   "
+                     f"background change {f['background_change']:.3f}   IoU {f['silhouette_iou']:.3f}")
+    return lines
+
+
+def verdict(figures: dict) -> tuple[dict, str]:
+    """Whether a stage's :func:`scene_figures` show the ball turned blue and nothing else changed:
+    ``({check: passed}, one line)``. A ball that faded, or a whole view turned blue, also moves the
+    colour inside the ball, so the background and the silhouette are judged too."""
+    c = figures["colour"]
+    ok = {"blue": bool(c[2] > c[0] + 0.1), "background kept": figures["background_change"] < 0.1,
+          "ball kept": figures["silhouette_iou"] > 0.7}
+    line = (", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in ok.items())
+            + f" -> the ball {'turned blue' if all(ok.values()) else 'did not turn blue as asked'}")
+    return ok, line
+
+
 def release() -> None:
     """Free what finished stages left on the GPU (call after dropping their trainers), so that each
     stage's peak memory is its own."""
@@ -224,19 +247,10 @@ def main(argv=None) -> int:
     mask = (np.abs(src - 1.0).max(-1) > 0.1)
     figures = {"source": scene_figures(src, mask), "pds": scene_figures(rendered_views(eval1), mask),
                "refinement": scene_figures(rendered_views(eval2), mask)}
-    print("inside the source ball: mean colour (R, G, B); outside it: mean change of the white background;"
-          " silhouette IoU with the source ball")
-    for name, f in figures.items():
-        c = f["colour"]
-        print(f"  {name:<11} {c[0]:.3f} {c[1]:.3f} {c[2]:.3f}   blue - red = {c[2] - c[0]:+.3f}   "
-              f"background change {f['background_change']:.3f}   IoU {f['silhouette_iou']:.3f}")
+    for line in figure_lines(figures):
+        print(line)
     for name in ("pds", "refinement"):
-        f = figures[name]
-        # a ball that faded, or a whole view turned blue, also moves the colour inside the ball
-        ok = {"blue": f["colour"][2] > f["colour"][0] + 0.1, "background kept": f["background_change"] < 0.1,
-              "ball kept": f["silhouette_iou"] > 0.7}
-        print(f"after {name}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in ok.items())
-              + f" -> the ball {'turned blue' if all(ok.values()) else 'did not turn blue as asked'}")
+        print(f"after {name}: {verdict(figures[name])[1]}")
 
     views = [0, 4, 8, 12, 16, 20]
     strip = []

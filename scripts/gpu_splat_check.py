@@ -10,8 +10,10 @@ Runs, in this process, with the documented flags (parsed by nerfstudio's ``ns-tr
 
 then prints, per stage, the steps, seconds per step and peak GPU memory
 (``torch.cuda.max_memory_allocated``, the prior's weights included), and the time to write
-``eval_outputs``; the mean colour of the ball in the source images and in the renders before
-and after each stage; and, for every view of the pds_splat result, the PSNR between
+``eval_outputs``; in the source images and in the renders before and after each stage, the
+mean colour inside the source's ball, the change of the white background outside it and the
+silhouette IoU, with the verdict of ``gpu_nerf_check.verdict`` (blue, background kept, ball
+kept); and, for every view of the pds_splat result, the PSNR between
 :mod:`pds.nerf.splat.raster` and gsplat rendering the same Gaussians through the same model,
 plus :func:`benchmarks.splat_raster.compare_with_gsplat` (image PSNR, gradient cosines, times) on
 those Gaussians at 1x and 4x the view size. Each stage stops at its step count or its time cap.
@@ -84,16 +86,6 @@ def gsplat_ready() -> float:
                   16, 16)
     torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-def mean_ball_colour(folder: Path, mask: np.ndarray) -> np.ndarray:
-    """Mean RGB of the pixels under ``mask`` (``(views, H, W)``) over the images of a dataset folder."""
-    from PIL import Image
-
-    meta = json.loads((folder / "transforms.json").read_text())
-    stack = np.stack([np.asarray(Image.open(folder / f["file_path"]).convert("RGB"), dtype=np.float32) / 255
-                      for f in meta["frames"]])
-    return stack[mask].mean(0)
 
 
 def model_psnr(model, cameras, views) -> list:
@@ -170,7 +162,7 @@ def main(argv=None) -> int:
 
     sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(REPO / "examples" / "nerf_ball")]
     import pds
-    from gpu_nerf_check import parse, release, train
+    from gpu_nerf_check import figure_lines, parse, release, rendered_views, scene_figures, train, verdict
     from make_scene import make_scene
     from pds.nerf.compat import install_lazy_lpips
     from pds.nerf.splat.model import use_torch_splatfacto
@@ -254,15 +246,21 @@ def main(argv=None) -> int:
     src = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255
                     for p in sorted((data / "images").glob("*.png"))])
     mask = np.abs(src - 1.0).max(-1) > 0.1
-    colours = {"source": src[mask].mean(0), "splatfacto": mean_ball_colour(before, mask),
-               "pds_splat": mean_ball_colour(eval1, mask), "refinement": mean_ball_colour(eval2, mask)}
-    results["ball_colour"] = {k: [float(x) for x in v] for k, v in colours.items()}
-    say("mean ball colour (R, G, B):")
-    for stage, c in colours.items():
-        say(f"  {stage:<11} {c[0]:.3f} {c[1]:.3f} {c[2]:.3f}   blue - red = {c[2] - c[0]:+.3f}")
-    shift = (colours["pds_splat"][2] - colours["pds_splat"][0]) - (colours["splatfacto"][2] - colours["splatfacto"][0])
-    results["edit_shift"] = float(shift)
-    say(f"blue - red, after pds_splat minus before: {shift:+.3f}")
+    figures = {"source": scene_figures(src, mask), "splatfacto": scene_figures(rendered_views(before), mask),
+               "pds_splat": scene_figures(rendered_views(eval1), mask),
+               "refinement": scene_figures(rendered_views(eval2), mask)}
+    results["ball"] = {k: {"colour": [float(x) for x in f["colour"]], "background_change": f["background_change"],
+                           "silhouette_iou": f["silhouette_iou"]} for k, f in figures.items()}
+    for line in figure_lines(figures):
+        say(line)
+    c0, c1 = figures["splatfacto"]["colour"], figures["pds_splat"]["colour"]
+    results["edit_shift"] = float((c1[2] - c1[0]) - (c0[2] - c0[0]))
+    say(f"blue - red, after pds_splat minus before: {results['edit_shift']:+.3f}")
+    results["verdict"] = {}
+    for stage in ("pds_splat", "refinement"):
+        ok, line = verdict(figures[stage])
+        results["verdict"][stage] = {**ok, "passed": all(ok.values())}
+        say(f"after {stage}: {line}")
 
     if "raster" in results:
         p = results["model_psnr"]

@@ -221,3 +221,46 @@ def test_timesteps_follow_the_ddim_grid(tiny_prior):
     t = d.sample_timesteps(10000, torch.Generator().manual_seed(0))
     assert t.min() == 21 and t.max() == 979
     assert ((t - 1) % 2 == 0).all()
+
+
+class _Canvas:
+    """A renderer whose parameter is the image itself ``(1, 3, 32, 32)``."""
+
+    def __init__(self, seed: int = 0):
+        self.x = (0.25 + 0.5 * torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(seed))).requires_grad_()
+
+    def parameters(self):
+        return {"image": [self.x]}
+
+    def render(self):
+        return self.x
+
+
+def _one_sgd_step(prior, space: str, seed: int = 5) -> torch.Tensor:
+    import functools
+
+    canvas = _Canvas()
+    d = pds.Distiller(prior, guidance_scale=7.5, gradient_space=space)
+    d.optimize(canvas, None, "a red circle", "a blue circle", steps=1, lr=1.0, progress=False,
+               generator=torch.Generator().manual_seed(seed), optimizer_cls=functools.partial(torch.optim.SGD))
+    return canvas.x.detach().clone()
+
+
+def test_image_gradient_space_applies_the_decoded_latent_step(tiny_latent_prior):
+    """``gradient_space="image"``: one SGD step moves the render by the decoder's image of the
+    latent gradient, ``−J_D g`` (a difference of two decodes), scaled by the loss normalisation."""
+    x0 = _Canvas().x.detach()
+    d = pds.Distiller(tiny_latent_prior, guidance_scale=7.5, gradient_space="image")
+    gen = torch.Generator().manual_seed(5)  # the draws optimize makes: source, render, then the step
+    z_src = d.encode(x0, gen)
+    z = d.encode(x0, gen)
+    g = d.gradient(z, z_src, "a blue circle", "a red circle", generator=gen)
+    delta = d.image_gradient(z, g, (32, 32))
+    torch.testing.assert_close(_one_sgd_step(tiny_latent_prior, "image"), x0 - delta / x0.numel(), rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(_one_sgd_step(tiny_latent_prior, "latent"), x0 - delta / x0.numel())
+
+
+def test_image_gradient_space_is_the_latent_one_on_pixel_priors(tiny_prior):
+    torch.testing.assert_close(_one_sgd_step(tiny_prior, "image"), _one_sgd_step(tiny_prior, "latent"))
+    with pytest.raises(ValueError, match="gradient_space"):
+        pds.Distiller(tiny_prior, gradient_space="pixels")

@@ -1,6 +1,7 @@
 """The SVG edit's own choices (pds.svg.editing): the outline-keeping term and how it is resolved."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -167,26 +168,105 @@ def test_background_items_find_the_page_not_content():
     assert background_items(only_page) == [0] and kept_background(only_page) == []  # the page is the picture
 
 
-def test_keep_background_freezes_exactly_the_page(tmp_path):
-    """With ``keep_background`` a real edit leaves the page's fill bit for bit and still moves the
-    star; ``"free"`` lets the page move too (the reference's behaviour)."""
+def _what_moves(src: str, tgt: str, mode: str):
+    """A real 6-step edit of the star scene: ``(settings, page moved, any other shape moved)``."""
     import pds
     from pds.svg.editing import edit_scene, resolve_settings
 
     prior = pds.load_prior("pds-tiny")
-    src, tgt = "a blue star", "a yellow star"
-    results = {}
-    for mode in ("auto", "free"):
-        scene = _scene()
-        scene.render_size = prior.resolution
-        page0 = scene.items[0].fill.rgba.detach().clone()
-        star0 = scene.items[1].fill.rgba.detach().clone()
-        settings = resolve_settings(prior, steps=6, prompts=(src, tgt), kinds=("points", "fill"), background=mode)
-        assert settings.keep_background == (mode == "auto")
-        edit_scene(scene, prior, src, tgt, settings, progress=False)
-        results[mode] = (torch.equal(scene.items[0].fill.rgba.detach(), page0),
-                         torch.equal(scene.items[1].fill.rgba.detach(), star0))
-    assert results["auto"] == (True, False)
-    assert results["free"] == (False, False)
+    scene = _scene()
+    scene.render_size = prior.resolution
+
+    def state():  # the page's fill; every other shape's fill and outline
+        return (scene.items[0].fill.rgba.detach().clone(),
+                [t.detach().clone() for item in scene.items[1:]
+                 for t in (item.fill.rgba, *(s.points for s in item.geometry.subpaths()))])
+
+    page0, rest0 = state()
+    settings = resolve_settings(prior, steps=6, prompts=(src, tgt), kinds=("points", "fill"), background=mode)
+    edit_scene(scene, prior, src, tgt, settings, progress=False)
+    page1, rest1 = state()
+    return settings, not torch.equal(page0, page1), not all(torch.equal(a, b) for a, b in zip(rest0, rest1))
+
+
+def test_keep_background_freezes_exactly_the_page():
+    """With ``keep_background`` a real edit leaves the page's fill bit for bit and still moves the
+    star; ``"free"`` lets the page move too (the reference's behaviour)."""
+    from pds.priors.metadata import PriorMetadata
+    from pds.svg.editing import resolve_settings
+
+    settings, page, rest = _what_moves("a blue star", "a yellow star", "auto")
+    assert settings.keep_background and not settings.keep_foreground and (page, rest) == (False, True)
+    settings, page, rest = _what_moves("a blue star", "a yellow star", "free")
+    assert not settings.keep_background and (page, rest) == (True, True)
     with pytest.raises(ValueError, match="background mode"):
-        resolve_settings(prior, background="sometimes")
+        resolve_settings(SimpleNamespace(metadata=PriorMetadata.from_json({})), background="sometimes")
+
+
+def test_vector_colours_metadata():
+    assert EditDefaults.from_json({"vector_colours": True}).vector_colours is True
+    assert EditDefaults.from_json({}).vector_colours is False
+    for bad in ("yes", 1):
+        with pytest.raises(MetadataError, match="vector_colours"):
+            EditDefaults.from_json({"vector_colours": bad})
+    from pds.priors.metadata import PriorMetadata
+
+    assert PriorMetadata.from_json({"edit": {"vector_colours": True}}).to_json()["edit"]["vector_colours"] is True
+
+
+def test_vector_colours_step_along_the_gradient_not_its_sign_pattern():
+    """Adam's first step moves every colour channel by exactly its learning rate (the sign of the
+    gradient); with ``vector_colours`` the colour moves parallel to its gradient instead, so the
+    channels move by different amounts, and the frozen alpha stays."""
+    import dataclasses
+
+    import pds
+    from pds.svg.editing import edit_scene, resolve_settings
+
+    prior = pds.load_prior("pds-tiny")
+    moves = {}
+    for vector in (False, True):
+        scene = SVGScene.load(STAR, render_size=prior.resolution, optimize=["fill"], only=["star"])
+        before = scene.items[1].fill.rgba.detach().clone()
+        settings = dataclasses.replace(resolve_settings(prior, steps=1, prompts=("a blue star", "a yellow star"),
+                                                        kinds=("fill",)), vector_colours=vector)
+        edit_scene(scene, prior, "a blue star", "a yellow star", settings, progress=False)
+        moves[vector] = (scene.items[1].fill.rgba.detach() - before).abs()
+    adam, vector = moves[False], moves[True]
+    assert adam[3] == 0 and vector[3] == 0  # alpha frozen either way
+    assert torch.allclose(adam[:3], adam[:3].max().expand(3), rtol=1e-3)  # lr in every channel
+    assert vector[:3].max() > 0 and vector[:3].min() < 0.8 * vector[:3].max()  # the gradient's direction
+
+
+def test_only_a_new_background_is_told_apart_from_other_edits():
+    from pds.svg.editing import _without_background, asks_only_for_new_background
+
+    assert _without_background("a red circle on a yellow background") == ["a", "red", "circle"]
+    assert _without_background("a green square, gray background") == ["a", "green", "square"]
+    assert asks_only_for_new_background("a red circle", "a red circle on a yellow background")
+    assert asks_only_for_new_background("a red circle on a white background", "a red circle on a yellow background")
+    assert not asks_only_for_new_background("a red circle", "a blue circle on a yellow background")
+    assert not asks_only_for_new_background("a red circle", "a blue circle")
+    assert not asks_only_for_new_background("a red circle on a yellow background", "a red circle on a yellow background")
+
+
+def test_a_new_background_leaves_every_other_shape_bit_identical():
+    """``"a blue star"`` -> ``"a blue star on a yellow background"``: the page moves, the star and
+    the dot do not; with ``background="free"`` the star moves too; a picture without a page
+    freezes nothing (there would be nothing left to edit)."""
+    from pds.svg.editing import kept_foreground
+
+    settings, page, rest = _what_moves("a blue star", "a blue star on a yellow background", "auto")
+    assert settings.keep_foreground and not settings.keep_background and (page, rest) == (True, False)
+    settings, page, rest = _what_moves("a blue star", "a blue star on a yellow background", "free")
+    assert not settings.keep_foreground and (page, rest) == (True, True)
+    head = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
+    no_page = SVGScene.load(head + '<circle cx="32" cy="32" r="9" fill="red"/></svg>', render_size=32)
+    assert kept_foreground(no_page) == []
+
+
+def test_gradient_space_metadata():
+    assert EditDefaults.from_json({"gradient_space": "image"}).gradient_space == "image"
+    assert EditDefaults.from_json({}).gradient_space is None
+    with pytest.raises(MetadataError, match="gradient_space"):
+        EditDefaults.from_json({"gradient_space": "pixels"})

@@ -334,7 +334,8 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--background", "background", type=click.Choice(["auto", "keep", "free"]), default="auto",
               show_default=True,
               help="The background shape (one covering the canvas, at the bottom): 'keep' it as it is, 'free' "
-                   "to edit it too, 'auto' keeps it unless --src and --tgt describe the background differently.")
+                   "to edit it too, 'auto' keeps it unless --src and --tgt describe the background differently, "
+                   "and edits only it when that is all they differ in.")
 @click.option("--optimize", "optimize", default="points,fill,stroke", show_default=True,
               help="Comma list of points, fill, stroke, width, opacity.")
 @click.option("--only", multiple=True, metavar="ID",
@@ -401,7 +402,7 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
     if size is None:
         _check_render_memory(scene, scene.render_size, dev)
     _check_visible(scene)
-    from ..svg.editing import edit_scene, kept_background, resolve_settings
+    from ..svg.editing import background_items, edit_scene, kept_background, kept_foreground, resolve_settings
 
     present = scene.parameters()
     rates = {"points": lr_points, "fill": lr_color, "stroke": lr_color, "stroke_width": lr_width,
@@ -416,12 +417,17 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
     except ValueError as e:  # bad values the option types let through (a NaN guidance, say)
         raise CLIError(str(e)) from None
     steps = settings.steps
+    def names(indices) -> str:
+        return ", ".join(repr(scene.items[i].id) if scene.items[i].id else f"<{scene.items[i].element.tag.split('}')[-1]}>"
+                         for i in indices)
+
     kept = kept_background(scene) if settings.keep_background else []
     if kept and not quiet:
-        names = ", ".join(repr(scene.items[i].id) if scene.items[i].id else f"<{scene.items[i].element.tag.split('}')[-1]}>"
-                          for i in kept)
-        click.echo(f"pds-svg: keeping the background ({names}) as it is: the prompts do not change it "
+        click.echo(f"pds-svg: keeping the background ({names(kept)}) as it is: the prompts do not change it "
                    f"(--background free edits it)", err=True)
+    if settings.keep_foreground and kept_foreground(scene) and not quiet:
+        click.echo(f"pds-svg: editing only the background ({names(background_items(scene))}): the prompts differ "
+                   f"only in it (--background free edits everything)", err=True)
 
     # ---- optimise ---------------------------------------------------------------------------------
     every = frame_every or max(1, steps // 100)

@@ -242,13 +242,15 @@ class DiffusersPrior:
         latents = dist.mean.float() + dist.std.float() * noise
         return latents * self.scaling_factor
 
-    def decode_latents(self, latents: Tensor) -> Tensor:
-        """Latents → ``(B, 3, H, W)`` images in ``[0, 1]`` (float32)."""
+    def decode_latents(self, latents: Tensor, clamp: bool = True) -> Tensor:
+        """Latents → ``(B, 3, H, W)`` images in ``[0, 1]`` (float32); ``clamp=False`` leaves the
+        decoder's values outside ``[0, 1]`` as they are (for differences of two decodes)."""
         if self.vae is None:
             x = latents
         else:
             x = self.vae.decode((latents / self.scaling_factor).to(self.dtype)).sample
-        return (x.float() / 2 + 0.5).clamp(0, 1)
+        x = x.float() / 2 + 0.5
+        return x.clamp(0, 1) if clamp else x
 
     # ----------------------------------------------------------------- noise
     def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Union[Tensor, Conditioning]) -> Tensor:

@@ -36,6 +36,13 @@ def _num(d: Mapping, key: str, where: str, kind=float, positive: bool = True):
     return kind(v)
 
 
+def _flag(d: Mapping, key: str) -> bool:
+    v = d.get(key, False)
+    if not isinstance(v, bool):
+        raise MetadataError(f"edit.{key} must be true or false, got {v!r}")
+    return v
+
+
 def _words(d: Mapping, key: str) -> Optional[tuple[str, ...]]:
     v = d.get(key)
     if v is None:
@@ -100,6 +107,10 @@ class EditDefaults:
         shape_weight: weight of the outline-keeping term of SVG edits
             (:func:`pds.svg.editing.outline_term`; ``0`` turns it off).
         adam_beta1: Adam's first-moment decay for the edit (in ``[0, 1)``; torch's default 0.9).
+        vector_colours: SVG colours step along their gradient (:class:`pds.optim.VectorAdam`)
+            rather than by Adam's per-channel normalisation (default ``False``).
+        gradient_space: ``"latent"`` or ``"image"``: where the edit applies the distillation
+            gradient (:class:`pds.Distiller`; ``None``: latent, the reference's).
         shape_words: the words of this prior's vocabulary that name a shape; when the two prompts
             name different ones the edit is a shape edit and the outline term is off.
     """
@@ -113,6 +124,8 @@ class EditDefaults:
     shape_weight: Optional[float] = None
     adam_beta1: Optional[float] = None
     shape_words: Optional[tuple[str, ...]] = None
+    vector_colours: bool = False
+    gradient_space: Optional[str] = None
 
     @staticmethod
     def from_json(d: Any, legacy_steps: Any = None) -> "EditDefaults":
@@ -134,9 +147,12 @@ class EditDefaults:
         beta1 = _num(d, "adam_beta1", "edit.", positive=False)
         if beta1 is not None and not 0 <= beta1 < 1:
             raise MetadataError(f"edit.adam_beta1 must be in [0, 1), got {beta1}")
+        space = d.get("gradient_space")
+        if space is not None and space not in ("latent", "image"):
+            raise MetadataError(f"edit.gradient_space must be 'latent' or 'image', got {space!r}")
         return EditDefaults(steps, _num(d, "guidance_scale", "edit."), t_min, t_max, rates,
                             _num(d, "samples_per_step", "edit.", int), shape_weight, beta1,
-                            _words(d, "shape_words"))
+                            _words(d, "shape_words"), _flag(d, "vector_colours"), space)
 
 
 @dataclass(frozen=True)

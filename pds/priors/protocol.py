@@ -73,8 +73,10 @@ class Prior(Protocol):
         """``(B, 3, H, W)`` images in ``[0, 1]`` -> float32 latents ``(B, C, h, w)``; differentiable.
         ``generator`` drives any sampling inside (a VAE posterior sample); it may be ignored."""
 
-    def decode_latents(self, latents: Tensor) -> Tensor:
-        """Latents ``(B, C, h, w)`` -> ``(B, 3, H, W)`` float32 images in ``[0, 1]``."""
+    def decode_latents(self, latents: Tensor, clamp: bool = True) -> Tensor:
+        """Latents ``(B, C, h, w)`` -> ``(B, 3, H, W)`` float32 images in ``[0, 1]``; with
+        ``clamp=False`` the decoder's values are not clipped (a prior with a ``vae`` must accept it:
+        ``Distiller(gradient_space="image")`` differences two decodes)."""
 
     def predict_noise(self, x_t: Tensor, t: Tensor, conditioning: Any) -> Tensor:
         """Float32 ε-prediction ``(N, C, h, w)`` for ``x_t`` at int64 timesteps ``t`` ``(N,)`` with the

@@ -24,11 +24,24 @@ scene. These choices keep an edit from destroying what the prompt does not ask t
   gets only the leak of the prompt difference into the whole picture (the prior sees the whole
   picture), so under a recolour it drifted to a pastel tint for every method (untouched change
   0.04-0.09 at three seeds); a user who asked for "a blue circle" expects the page to stay white.
+* **A new background changes only the background** (``background="auto"``): when the prompts
+  differ in nothing but their description of the background (``"a green square"`` -> ``"a green
+  square on a gray background"``), every shape but the background ones is frozen. Left free,
+  the square took part of the edit (its colour drifted, 0.10 mean change at guidance 50), and the
+  new page sometimes took the square's colour.
 * **Adam's momentum is a prior setting** (``adam_beta1``, torch's 0.9 unless the metadata says
   otherwise): a parameter the prompt does not concern (the background's fill in a recolour) gets
   a gradient that is mostly noise, which Adam normalises into a random walk of about its learning
   rate per step; a longer first moment (0.98) cancels more of it, but on pds-tiny it also made
   colours overshoot their target, so pds-tiny keeps 0.9.
+* **Colours step along their gradient** (``vector_colours``, from the metadata): plain Adam
+  normalises every channel on its own, so a colour moves by about its learning rate in each
+  channel whose gradient keeps its sign, however small that gradient is, and a recolour follows
+  the sign pattern of its gradient instead of its direction. A channel the prompt barely
+  concerns then runs into the edge of the gamut first: on pds-tiny an orange triangle asked to be
+  blue lost its green channel and ended violet, and a grey star asked to be pink washed out to
+  white. :class:`pds.optim.VectorAdam` shares one second moment per RGBA colour, so the step is
+  parallel to the averaged gradient and still about the learning rate long.
 * **Several noise samples per step** (``samples_per_step``, from the metadata): the render is
   distilled as a batch of ``k`` copies, each with its own timestep and noises, and the gradient
   is their mean. Adam normalises step sizes, so without this every parameter moves by about its
@@ -48,6 +61,8 @@ import torch
 DEFAULT_STEPS = 1000
 DEFAULT_GUIDANCE = 100.0
 DEFAULT_T_RANGE = (0.1, 0.98)
+#: Parameter kinds that are RGBA colours (one vector each along their last dimension).
+COLOUR_KINDS = ("fill", "stroke")
 #: Parameter kinds measured in pixels (their metadata rates are per pixel at 512 px).
 GEOMETRY_KINDS = ("points", "stroke_width")
 #: Weight of :func:`outline_term` where neither the caller nor the prior's metadata decides.
@@ -81,6 +96,11 @@ class EditSettings:
         shape_weight: weight of :func:`outline_term` (``≥ 0``; ``0``: off).
         adam_beta1: Adam's first-moment decay (see the module docstring).
         keep_background: freeze the scene's background shapes (:func:`background_items`).
+        keep_foreground: freeze every shape but the background ones (the prompts differ only in
+            how they describe the background; :func:`asks_only_for_new_background`).
+        gradient_space: ``"latent"`` or ``"image"`` (see :class:`pds.Distiller`).
+        vector_colours: colours step along their gradient (:class:`pds.optim.VectorAdam`: one
+            second moment per RGBA colour) instead of Adam's per-channel normalisation.
         seed: seed of the run's generator.
     """
 
@@ -95,6 +115,9 @@ class EditSettings:
     shape_weight: float = DEFAULT_SHAPE_WEIGHT
     adam_beta1: float = DEFAULT_ADAM_BETA1
     keep_background: bool = False
+    keep_foreground: bool = False
+    vector_colours: bool = False
+    gradient_space: str = "latent"
     seed: int = 0
 
 
@@ -113,7 +136,9 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
     is off unless the caller set ``shape_weight`` (a shape edit must be free to bend outlines).
     ``background``: ``"keep"`` freezes the background shapes, ``"free"`` optimises them like the
     rest, ``"auto"`` (default) keeps them unless the prompts describe the background differently
-    (:func:`asks_for_new_background`; without ``prompts``: free, as the reference does).
+    (:func:`asks_for_new_background`; without ``prompts``: free, as the reference does), and when
+    that is all the prompts differ in (:func:`asks_only_for_new_background`) freezes everything
+    else instead (``keep_foreground``).
 
     Raises:
         ValueError: an empty timestep range, a negative ``shape_weight`` or an unknown ``background``.
@@ -143,7 +168,11 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
                         samples_per_step=int(samples_per_step or meta.samples_per_step or 1),
                         shape_weight=float(weight),
                         adam_beta1=float(meta.adam_beta1 if meta.adam_beta1 is not None else DEFAULT_ADAM_BETA1),
-                        keep_background=keep_background, seed=int(seed))
+                        keep_background=keep_background,
+                        keep_foreground=(background == "auto" and prompts is not None
+                                         and asks_only_for_new_background(*prompts)),
+                        vector_colours=bool(meta.vector_colours), gradient_space=meta.gradient_space or "latent",
+                        seed=int(seed))
 
 
 def asks_for_new_shape(shape_words, src_prompt: str, tgt_prompt: str) -> bool:
@@ -185,6 +214,29 @@ def asks_for_new_background(src_prompt: str, tgt_prompt: str) -> bool:
     return sorted(_background_phrases(src_prompt)) != sorted(_background_phrases(tgt_prompt))
 
 
+def _without_background(prompt: str) -> list[str]:
+    """The words of ``prompt`` outside its background descriptions and the words that start them
+    (``"a red circle on a yellow background"`` -> ``["a", "red", "circle"]``)."""
+    from ..priors.diffusers_prior import prompt_words
+
+    words = prompt_words(prompt)
+    drop = set()
+    for i, w in enumerate(words):
+        if w in BACKGROUND_WORDS:
+            j = i
+            while j > 0 and words[j - 1] not in _PHRASE_STARTS and words[j - 1] not in BACKGROUND_WORDS:
+                j -= 1
+            drop.update(range(j - 1 if j > 0 and words[j - 1] in _PHRASE_STARTS else j, i + 1))
+    return [w for k, w in enumerate(words) if k not in drop]
+
+
+def asks_only_for_new_background(src_prompt: str, tgt_prompt: str) -> bool:
+    """Whether the prompts describe the background differently (:func:`asks_for_new_background`)
+    and agree on everything else: ``"a red circle"`` -> ``"a red circle on a yellow background"``
+    yes; ``"a red circle"`` -> ``"a blue circle on a yellow background"`` no."""
+    return asks_for_new_background(src_prompt, tgt_prompt) and _without_background(src_prompt) == _without_background(tgt_prompt)
+
+
 def background_items(scene) -> list[int]:
     """Indices of the scene's background shapes: the draw items at the bottom of the paint order
     whose outline covers at least :data:`BACKGROUND_COVER` of the canvas (a full-page ``<rect>``,
@@ -222,7 +274,7 @@ def background_items(scene) -> list[int]:
 def _freeze_colour_alpha(scene) -> list:
     """Zero the alpha gradient of every optimised fill/stroke colour (``(..., 4)`` RGBA tensors)."""
     handles = []
-    for kind in ("fill", "stroke"):
+    for kind in COLOUR_KINDS:
         for t in scene.parameters().get(kind, []):
             if t.shape[-1] == 4:
                 mask = torch.ones(4, dtype=t.dtype, device=t.device)
@@ -236,6 +288,14 @@ def kept_background(scene) -> list[int]:
     unless the picture is nothing but its background (then it is what the prompt is about)."""
     items = background_items(scene)
     return items if len(items) < len(scene.items) else []
+
+
+def kept_foreground(scene) -> list[int]:
+    """The shapes an edit with ``keep_foreground`` freezes: every draw item but the background
+    ones (:func:`background_items`); none when the picture has no background shape (the edit
+    then has nothing else to paint the new background with)."""
+    page = set(background_items(scene))
+    return [item.index for item in scene.items if item.index not in page] if page else []
 
 
 def _freeze_items(scene, indices) -> list:
@@ -338,10 +398,11 @@ def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSet
     (also after Ctrl-C, which ends the loop early with ``interrupted=True``).
     """
     import pds
+    from ..optim import VectorAdam
 
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     distiller = pds.Distiller(prior, method=settings.method, guidance_scale=settings.guidance_scale,
-                              t_range=settings.t_range, generator=generator)
+                              t_range=settings.t_range, generator=generator, gradient_space=settings.gradient_space)
     present = scene.parameters()
     unit = scene.document.user_size / 512.0  # user units per pixel of a 512-px render
     measured = {k: v * (unit if k in GEOMETRY_KINDS else 1.0) for k, v in settings.measured_rates.items()}
@@ -349,7 +410,13 @@ def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSet
     handles = _freeze_colour_alpha(scene) if settings.keep_alpha else []
     if settings.keep_background:
         handles += _freeze_items(scene, kept_background(scene))
+    elif settings.keep_foreground:
+        handles += _freeze_items(scene, kept_foreground(scene))
     renderer = _EditRenderer(scene, settings.samples_per_step, outline_term(scene, settings.shape_weight))
+
+    betas = (settings.adam_beta1, 0.999)
+    optimizer = (functools.partial(VectorAdam, betas=betas, vector_groups=COLOUR_KINDS) if settings.vector_colours
+                 else functools.partial(torch.optim.Adam, betas=betas))
 
     def cb(step, images, loss):  # callers see one picture, not the batch of copies
         if callback is not None:
@@ -358,7 +425,7 @@ def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSet
     try:
         return distiller.optimize(renderer, None, src_prompt, tgt_prompt, steps=settings.steps, lr=lr,
                                   callback=cb, progress=progress, generator=generator,
-                                  optimizer_cls=functools.partial(torch.optim.Adam, betas=(settings.adam_beta1, 0.999)))
+                                  optimizer_cls=optimizer)
     finally:
         for h in handles:
             h.remove()
