@@ -197,6 +197,43 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / union) if union else 1.0
 
 
+def _oklab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] ``(..., 3)`` -> OKLab (Ottosson 2020) ``(..., 3)``: a perceptual space whose
+    hues stay put where CIELAB's bend (CIELAB puts a saturated blue nearer to purple than blue)."""
+    c = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    lms = c @ np.array([[0.4122214708, 0.5363325363, 0.0514459929], [0.2119034982, 0.6806995451, 0.1073969566],
+                        [0.0883024619, 0.2817188376, 0.6299787005]]).T
+    return np.cbrt(lms) @ np.array([[0.2104542553, 0.7936177850, -0.0040720468],
+                                    [1.9779984951, -2.4285922050, 0.4505937099],
+                                    [0.0259040371, 0.7827717662, -0.8086757660]]).T
+
+
+#: Below this OKLab chroma, or this lightness, a colour is named by lightness alone (white, gray,
+#: black): a near-black purple reads as black.
+ACHROMATIC_CHROMA = 0.04
+ACHROMATIC_LIGHTNESS = 0.3
+
+
+def nearest_palette_colour(rgb) -> str:
+    """The prior's palette colour (``tools.prior.data.COLORS``) that names ``rgb`` ``(3,)`` in
+    [0, 1], as a person would: a colour with OKLab chroma below :data:`ACHROMATIC_CHROMA` (or
+    lightness below :data:`ACHROMATIC_LIGHTNESS`) is the nearest of the palette's achromatic
+    colours; any other is the nearest chromatic
+    one by OKLab distance with lightness at half weight (a light blue is still blue, not gray).
+    The probe must call every picture one of the palette's names; this is a second opinion."""
+    from tools.prior import data
+
+    names = list(data.COLORS)
+    lab = _oklab(np.asarray([data.color_rgb(n) for n in names], dtype=np.float64))
+    x = _oklab(np.asarray(rgb, dtype=np.float64))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    grey = chroma < ACHROMATIC_CHROMA
+    pool = grey if np.hypot(x[1], x[2]) < ACHROMATIC_CHROMA or x[0] < ACHROMATIC_LIGHTNESS else ~grey
+    d = np.sqrt((0.5 * (lab[:, 0] - x[0])) ** 2 + (lab[:, 1] - x[1]) ** 2 + (lab[:, 2] - x[2]) ** 2)
+    d[~pool] = np.inf
+    return names[int(np.argmin(d))]
+
+
 def judge(probe, img: np.ndarray) -> dict:
     x = torch.from_numpy(img).permute(2, 0, 1)[None]
     return probe.judge(x)[0]
@@ -207,6 +244,9 @@ def score(edit: Edit, src_img: np.ndarray, out_img: np.ndarray, probe) -> dict:
 
     * colour / background / element edits: identity = silhouette IoU with the source;
     * shape edits: identity = 1 - mean |RGB error| of the foreground against the source colour;
+    * target: the probe sees the asked attribute and, for colours (the element's, or the
+      background's), the measured colour's nearest palette colour (:func:`nearest_palette_colour`)
+      is the asked one too;
     * untouched change (mean |RGB change|, 0-1) of what the prompt does not mention: the
       background (outside both silhouettes) for colour, shape and element edits, the foreground
       (inside both silhouettes) for background edits.
@@ -226,7 +266,19 @@ def score(edit: Edit, src_img: np.ndarray, out_img: np.ndarray, probe) -> dict:
         row["identity_metric"] = "1 - fg colour error"
     attribute = {"color": ("color", edit.tgt_color), "element": ("color", edit.tgt_color),
                  "shape": ("shape", edit.tgt_shape), "background": ("background", edit.tgt_background)}[edit.kind]
-    row["target"] = float(j[attribute[0]] == attribute[1])
+    row["probe_target"] = float(j[attribute[0]] == attribute[1])
+    if attribute[0] == "color":  # the edited element's colour: where it is now, else where it was
+        region = out_fg if out_fg.sum() >= 0.5 * src_fg.sum() and out_fg.any() else src_fg
+        measured = out_img[region].mean(0) if region.any() else border_colour(out_img)
+    elif attribute[0] == "background":
+        measured = border_colour(out_img)
+    if attribute[0] in ("color", "background"):
+        row["nearest_colour"] = nearest_palette_colour(measured)
+        row["measured_colour"] = "#%02x%02x%02x" % tuple(int(round(float(v) * 255)) for v in np.clip(measured, 0, 1))
+        # success needs both: the probe's verdict and a colour nearest the asked one
+        row["target"] = float(row["probe_target"] and row["nearest_colour"] == attribute[1])
+    else:
+        row["target"] = row["probe_target"]
     region = (src_fg & out_fg) if edit.kind == "background" else ~(src_fg | out_fg)
     row["untouched_change"] = float(np.abs(out_img - src_img)[region].mean()) if region.any() else 1.0
     row["untouched_region"] = "foreground" if edit.kind == "background" else "background"
@@ -333,6 +385,9 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true",
                     help="write the report from the shard results in --out (give the same --shard N and selection)")
     ap.add_argument("--partial", action="store_true", help="with --merge: report the runs that finished")
+    ap.add_argument("--rescore", action="store_true",
+                    help="score the SVGs already in --out again (after a change to the metrics) instead of editing; "
+                         "seconds come from the edit_quality.json there")
     args = ap.parse_args()
 
     import pds
@@ -365,7 +420,19 @@ def main() -> None:
     jobs = [(edit, path, method, seed) for seed in seeds for edit, path in todo for method in methods]
     shard, shards = args.shard
     results = []
-    if not args.merge:
+    if args.rescore:
+        previous = {(r["edit"], r["method"], r["seed"]): r.get("seconds", float("nan"))
+                    for r in json.loads((out_dir / "edit_quality.json").read_text())} \
+            if (out_dir / "edit_quality.json").is_file() else {}
+        for edit, path, method, seed in jobs:
+            out = svg_dir / f"{edit.name}_{method.replace('@', '_w')}_s{seed}.svg"
+            if not out.is_file():
+                raise SystemExit(f"--rescore: {out} is missing; run the edits first")
+            r = score(edit, render_file(path), render_file(out), probe)
+            r.update(edit=edit.name, kind=edit.kind, method=method, seed=seed,
+                     seconds=previous.get((edit.name, method, seed), float("nan")))
+            results.append(r)
+    elif not args.merge:
         for i, (edit, path, method, seed) in enumerate(jobs):
             if i % shards != shard:
                 continue

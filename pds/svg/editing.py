@@ -41,7 +41,9 @@ scene. These choices keep an edit from destroying what the prompt does not ask t
   concerns then runs into the edge of the gamut first: on pds-tiny an orange triangle asked to be
   blue lost its green channel and ended violet, and a grey star asked to be pink washed out to
   white. :class:`pds.optim.VectorAdam` shares one second moment per RGBA colour, so the step is
-  parallel to the averaged gradient and still about the learning rate long.
+  parallel to the averaged gradient and still about the learning rate long. It is off on
+  pds-tiny: there a colour change its autoencoder barely sees (a red circle gaining green) then
+  gets too small a step, where Adam's per-channel normalisation still moved it.
 * **Several noise samples per step** (``samples_per_step``, from the metadata): the render is
   distilled as a batch of ``k`` copies, each with its own timestep and noises, and the gradient
   is their mean. Adam normalises step sizes, so without this every parameter moves by about its

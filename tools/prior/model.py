@@ -196,14 +196,16 @@ def prior_metadata(training: dict, name: str = "pds-tiny", *, latent: bool = Tru
 #:   5 of 6 targets instead of 4, silhouettes kept at least as well; 0.2 px froze shape edits);
 #: * the outline term at 0.015 (pds.svg.editing.outline_term) keeps a recoloured star's silhouette
 #:   (IoU 0.29 -> 0.98) and is off when the prompts name different shapes (``shape_words``);
-#: * colours step along their gradient (``vector_colours``, pds.optim.VectorAdam), guidance 50 and
-#:   t from 0.2 (v3, round 4 of the findings): with Adam's per-channel steps PDS lost the green
-#:   channel of an orange triangle asked to be blue (violet) at every guidance tried, and the
-#:   strong pull towards the source at t < 0.2 (psi 0.81 at t = 0.1 on the cosine schedule)
-#:   held recolours short of their target, so guidance 25 and t from 0.1 left 2 of 8 recolours
-#:   wrong at every seed; Adam beta1 0.98 (``adam_beta1``) overshot colours, so it stays at 0.9.
-EDIT_DEFAULTS: dict = {"steps": 300, "guidance_scale": 50, "t_min": 0.2, "learning_rates": {"points": 0.4},
-                       "shape_weight": 0.015, "shape_words": list(data.SHAPES), "vector_colours": True}
+#: * guidance 25 instead of the reference's 100: the untouched background of a one-element edit
+#:   moves 0.028 instead of 0.092 and the README's circle turns blue (#3d75cd) where guidance 50
+#:   or 100 overshoot to cyan; Adam beta1 0.98 (``adam_beta1``) overshot colours too, so it stays 0.9;
+#: * measured and left off (round 4 of the findings): ``vector_colours`` with guidance 50 and t from
+#:   0.2 took recolour success from 0.71 to 0.92 but turned the README's circle cyan and lost a red->green
+#:   element edit at every seed; ``gradient_space: "image"`` fixed the orange->blue triangle at
+#:   seed 0 but is unmeasured at three seeds. Both miss for one reason, the autoencoder: it
+#:   returns a +0.1 green step on a blue patch as +0.007 (benchmarks/vae_colour.py).
+EDIT_DEFAULTS: dict = {"steps": 300, "guidance_scale": 25, "learning_rates": {"points": 0.4},
+                       "shape_weight": 0.015, "shape_words": list(data.SHAPES)}
 
 
 def config_to_json(cfg: ModelConfig) -> str:
