@@ -193,10 +193,12 @@ def test_edit_only_selected_elements_change(tmp_path, tiny_prior_dir):
     assert 'cx="10" cy="16" r="6"' in text and 'fill="#d03030"' not in text
 
 
-@pytest.mark.parametrize("mode, tgt, kept", [("auto", "a blue circle", True), ("free", "a blue circle", False),
-                                             ("auto", "a red circle on a yellow background", False),
-                                             ("keep", "a red circle on a yellow background", True)])
-def test_edit_keeps_the_background_unless_the_prompts_change_it(tmp_path, tiny_prior_dir, mode, tgt, kept):
+@pytest.mark.parametrize("mode, tgt, kept, circle_kept", [
+    ("auto", "a blue circle", True, False), ("free", "a blue circle", False, False),
+    ("auto", "a red circle on a yellow background", False, True),  # only the background changes
+    ("keep", "a red circle on a yellow background", True, False)])
+def test_edit_keeps_the_background_unless_the_prompts_change_it(tmp_path, tiny_prior_dir, mode, tgt, kept,
+                                                                circle_kept):
     src = tmp_path / "page.svg"
     src.write_text(f'<svg {NS} viewBox="0 0 32 32"><rect id="page" width="32" height="32" fill="#ffffff"/>'
                    '<circle id="a" cx="16" cy="16" r="8" fill="#d03030"/></svg>')
@@ -207,7 +209,8 @@ def test_edit_keeps_the_background_unless_the_prompts_change_it(tmp_path, tiny_p
     page = '<rect id="page" width="32" height="32" fill="#ffffff" />'
     assert (page in out.read_text()) == kept
     assert ("keeping the background ('page')" in r.stderr) == kept, r.stderr
-    assert 'fill="#d03030"' not in out.read_text()  # the circle itself is edited either way
+    assert ("editing only the background ('page')" in r.stderr) == circle_kept, r.stderr
+    assert ('fill="#d03030"' in out.read_text()) == circle_kept
 
 
 def test_ctrl_c_writes_the_current_result(icon, tmp_path, tiny_prior_dir, monkeypatch):

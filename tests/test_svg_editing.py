@@ -205,7 +205,10 @@ def test_keep_background_freezes_exactly_the_page():
 
 def test_vector_colours_metadata():
     assert EditDefaults.from_json({"vector_colours": True}).vector_colours is True
-    assert EditDefaults.from_json({}).vector_colours is False
+    assert EditDefaults.from_json({}).vector_colours is None
+    from pds.priors.metadata import PriorMetadata as _M
+
+    assert "edit" not in _M.from_json({}).to_json()  # an unset flag writes nothing
     for bad in ("yes", 1):
         with pytest.raises(MetadataError, match="vector_colours"):
             EditDefaults.from_json({"vector_colours": bad})

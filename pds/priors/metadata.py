@@ -36,9 +36,9 @@ def _num(d: Mapping, key: str, where: str, kind=float, positive: bool = True):
     return kind(v)
 
 
-def _flag(d: Mapping, key: str) -> bool:
-    v = d.get(key, False)
-    if not isinstance(v, bool):
+def _flag(d: Mapping, key: str) -> Optional[bool]:
+    v = d.get(key)
+    if v is not None and not isinstance(v, bool):
         raise MetadataError(f"edit.{key} must be true or false, got {v!r}")
     return v
 
@@ -108,7 +108,7 @@ class EditDefaults:
             (:func:`pds.svg.editing.outline_term`; ``0`` turns it off).
         adam_beta1: Adam's first-moment decay for the edit (in ``[0, 1)``; torch's default 0.9).
         vector_colours: SVG colours step along their gradient (:class:`pds.optim.VectorAdam`)
-            rather than by Adam's per-channel normalisation (default ``False``).
+            rather than by Adam's per-channel normalisation (``None``: off).
         gradient_space: ``"latent"`` or ``"image"``: where the edit applies the distillation
             gradient (:class:`pds.Distiller`; ``None``: latent, the reference's).
         shape_words: the words of this prior's vocabulary that name a shape; when the two prompts
@@ -124,7 +124,7 @@ class EditDefaults:
     shape_weight: Optional[float] = None
     adam_beta1: Optional[float] = None
     shape_words: Optional[tuple[str, ...]] = None
-    vector_colours: bool = False
+    vector_colours: Optional[bool] = None
     gradient_space: Optional[str] = None
 
     @staticmethod
