@@ -73,8 +73,10 @@ class Distiller:
             autoencoder's encoder is far from isotropic in colour (on pds-tiny's the three colour
             directions of a flat blue patch have gains 34, 23 and 6, so ``JᵀJ`` spans a factor
             of 33), and ``Jᵀg`` then bends a recolour towards the directions the encoder sees
-            best; ``J_D ≈ J_E⁺`` on the autoencoder's data undoes that. Pixel priors (no VAE)
-            give the same result either way.
+            best; where the autoencoder reconstructs a change, ``J_D ≈ J_E⁺`` undoes that. A
+            direction it does not represent at all is lost either way
+            (``benchmarks/vae_colour.py`` measures both). Pixel priors (no VAE) give the same
+            result either way.
         generator: default ``torch.Generator`` for the noises and timesteps.
 
     Raises:

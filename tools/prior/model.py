@@ -202,8 +202,9 @@ def prior_metadata(training: dict, name: str = "pds-tiny", *, latent: bool = Tru
 #: * measured and left off (round 4 of the findings): ``vector_colours`` with guidance 50 and t from
 #:   0.2 took recolour success from 0.71 to 0.92 but turned the README's circle cyan and lost a red->green
 #:   element edit at every seed; ``gradient_space: "image"`` fixed the orange->blue triangle at
-#:   seed 0 but is unmeasured at three seeds. Both miss for one reason, the autoencoder: it
-#:   returns a +0.1 green step on a blue patch as +0.007 (benchmarks/vae_colour.py).
+#:   2 of 3 seeds but lost background and element edits (0.78 of all runs against 0.82). Both
+#:   miss for one reason, the autoencoder: it returns a +0.1 green step on a blue patch as
+#:   +0.007 (benchmarks/vae_colour.py).
 EDIT_DEFAULTS: dict = {"steps": 300, "guidance_scale": 25, "learning_rates": {"points": 0.4},
                        "shape_weight": 0.015, "shape_words": list(data.SHAPES)}
 
