@@ -36,10 +36,10 @@ def _num(d: Mapping, key: str, where: str, kind=float, positive: bool = True):
     return kind(v)
 
 
-def _flag(d: Mapping, key: str) -> Optional[bool]:
+def _flag(d: Mapping, key: str, where: str) -> Optional[bool]:
     v = d.get(key)
     if v is not None and not isinstance(v, bool):
-        raise MetadataError(f"edit.{key} must be true or false, got {v!r}")
+        raise MetadataError(f"{where}{key} must be true or false, got {v!r}")
     return v
 
 
@@ -67,12 +67,7 @@ class DreamBoothRecipe:
             return DreamBoothRecipe()
         if not isinstance(d, Mapping):
             raise MetadataError("dreambooth must be an object")
-        flags = {}
-        for key in ("train_text_encoder", "train_identifier_embedding"):
-            v = d.get(key)
-            if v is not None and not isinstance(v, bool):
-                raise MetadataError(f"dreambooth.{key} must be true or false, got {v!r}")
-            flags[key] = v
+        flags = {key: _flag(d, key, "dreambooth.") for key in ("train_text_encoder", "train_identifier_embedding")}
         return DreamBoothRecipe(_num(d, "learning_rate", "dreambooth."), flags["train_text_encoder"],
                                 _num(d, "prior_loss_weight", "dreambooth.", positive=False),
                                 flags["train_identifier_embedding"])
@@ -152,7 +147,7 @@ class EditDefaults:
             raise MetadataError(f"edit.gradient_space must be 'latent' or 'image', got {space!r}")
         return EditDefaults(steps, _num(d, "guidance_scale", "edit."), t_min, t_max, rates,
                             _num(d, "samples_per_step", "edit.", int), shape_weight, beta1,
-                            _words(d, "shape_words"), _flag(d, "vector_colours"), space)
+                            _words(d, "shape_words"), _flag(d, "vector_colours", "edit."), space)
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,19 @@ def asks_for_new_shape(shape_words, src_prompt: str, tgt_prompt: str) -> bool:
     return {w for w in prompt_words(src_prompt) if w in words} != {w for w in prompt_words(tgt_prompt) if w in words}
 
 
+def _background_spans(words: list[str]) -> list[tuple[int, int]]:
+    """``(j, i)`` for each background description in ``words``: ``words[j:i]`` are the words
+    before the background word ``words[i]``, back to the word that starts the phrase."""
+    spans = []
+    for i, w in enumerate(words):
+        if w in BACKGROUND_WORDS:
+            j = i
+            while j > 0 and words[j - 1] not in _PHRASE_STARTS and words[j - 1] not in BACKGROUND_WORDS:
+                j -= 1
+            spans.append((j, i))
+    return spans
+
+
 def _background_phrases(prompt: str) -> list[tuple[str, ...]]:
     """Each description of a background in ``prompt``: the words before a background word, back
     to the word that starts the phrase (``"a red circle on a yellow background"`` ->
@@ -195,14 +208,8 @@ def _background_phrases(prompt: str) -> list[tuple[str, ...]]:
     from ..priors.diffusers_prior import prompt_words
 
     words = prompt_words(prompt)
-    phrases = []
-    for i, w in enumerate(words):
-        if w in BACKGROUND_WORDS:
-            j = i
-            while j > 0 and words[j - 1] not in _PHRASE_STARTS and words[j - 1] not in BACKGROUND_WORDS:
-                j -= 1
-            phrases.append(tuple(x for x in words[j : i] if x not in ("a", "an", "the")) + ("background",))
-    return phrases
+    return [tuple(x for x in words[j:i] if x not in ("a", "an", "the")) + ("background",)
+            for j, i in _background_spans(words)]
 
 
 def asks_for_new_background(src_prompt: str, tgt_prompt: str) -> bool:
@@ -223,12 +230,8 @@ def _without_background(prompt: str) -> list[str]:
 
     words = prompt_words(prompt)
     drop = set()
-    for i, w in enumerate(words):
-        if w in BACKGROUND_WORDS:
-            j = i
-            while j > 0 and words[j - 1] not in _PHRASE_STARTS and words[j - 1] not in BACKGROUND_WORDS:
-                j -= 1
-            drop.update(range(j - 1 if j > 0 and words[j - 1] in _PHRASE_STARTS else j, i + 1))
+    for j, i in _background_spans(words):
+        drop.update(range(j - 1 if j > 0 and words[j - 1] in _PHRASE_STARTS else j, i + 1))
     return [w for k, w in enumerate(words) if k not in drop]
 
 
