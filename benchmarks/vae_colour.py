@@ -44,6 +44,20 @@ def main(argv=None) -> None:
     palette = (prior.metadata.extra.get("colors") or {}) if hasattr(prior, "metadata") else {}
     if not palette:
         raise SystemExit(f"{args.model} lists no palette colours (pds_prior.json 'colors')")
+    print(f"{args.model}: decoded change of a +{args.step} step per channel, and encoder gains (singular values)")
+    print(f"{'colour':<8}{'hex':<9}{'dR->RGB':>23}{'dG->RGB':>23}{'dB->RGB':>23}{'gains':>22}{'cond²':>8}")
+    for name, hex_colour, moved, gains in colour_round_trip(prior, palette, args.step):
+        cells = [" ".join(f"{float(v):+.3f}"[:6] for v in row) for row in moved]
+        print(f"{name:<8}{hex_colour:<9}" + "".join(f"{cell:>23}" for cell in cells)
+              + f"{' '.join(f'{float(v):.1f}' for v in gains):>22}{float((gains[0] / gains[-1]) ** 2):>8.1f}")
+
+
+def colour_round_trip(prior, palette: dict, step: float = 0.1, gains: bool = True):
+    """For each ``name: "#rrggbb"`` of ``palette``: ``(name, hex, moved, gains)`` where ``moved``
+    ``(3, 3)`` is the decoded RGB change (row k) of a ``step`` in channel k of a flat patch of
+    that colour on white (stepped down where up would leave the gamut, and sign-corrected, so
+    the ideal is ``step * I``), and ``gains`` ``(3,)`` the singular values of the latent's
+    Jacobian with respect to the patch colour (``None`` with ``gains=False``)."""
     size = prior.resolution
     q = size // 4
     inner = (..., slice(q, size - q), slice(q, size - q))
@@ -51,22 +65,23 @@ def main(argv=None) -> None:
     def encode(x):  # the posterior mean's noise drawn the same for every call
         return prior.encode_images(x, torch.Generator().manual_seed(0))
 
-    print(f"{args.model}: decoded change of a +{args.step} step per channel, and encoder gains (singular values)")
-    print(f"{'colour':<8}{'hex':<9}{'dR->RGB':>23}{'dG->RGB':>23}{'dB->RGB':>23}{'gains':>22}{'cond²':>8}")
+    out = []
     for name, hex_colour in palette.items():
         c = torch.tensor([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
-        base = prior.decode_latents(encode(patch(c, size)), clamp=False)[inner].mean((0, 2, 3))
-        cells = []
-        for k in range(3):
-            d = torch.zeros(3)
-            d[k] = args.step if c[k] + args.step <= 1 else -args.step  # stay in the gamut
-            moved = prior.decode_latents(encode(patch(c + d, size)), clamp=False)[inner].mean((0, 2, 3))
-            cells.append(" ".join(f"{float(v):+.3f}"[:6] for v in (moved - base) * (1 if d[k] > 0 else -1)))
-        jac = torch.autograd.functional.jacobian(lambda cc: encode(patch(cc, size)).flatten(), c)
-        s = torch.linalg.svdvals(jac)
-        print(f"{name:<8}{hex_colour:<9}" + "".join(f"{cell:>23}" for cell in cells)
-              + f"{' '.join(f'{float(v):.1f}' for v in s):>22}{float((s[0] / s[-1]) ** 2):>8.1f}")
-
+        with torch.no_grad():
+            base = prior.decode_latents(encode(patch(c, size)), clamp=False)[inner].mean((0, 2, 3))
+            rows = []
+            for k in range(3):
+                d = torch.zeros(3)
+                d[k] = step if c[k] + step <= 1 else -step  # stay in the gamut
+                moved = prior.decode_latents(encode(patch(c + d, size)), clamp=False)[inner].mean((0, 2, 3))
+                rows.append((moved - base) * (1 if d[k] > 0 else -1))
+        s = None
+        if gains:
+            jac = torch.autograd.functional.jacobian(lambda cc: encode(patch(cc, size)).flatten(), c)
+            s = torch.linalg.svdvals(jac)
+        out.append((name, hex_colour, torch.stack(rows), s))
+    return out
 
 if __name__ == "__main__":
     main()

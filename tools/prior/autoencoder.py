@@ -80,9 +80,24 @@ def latent_std(vae, n: int = 512, seed: int = 7) -> float:
 
 def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float = 1e-3, kl_weight: float = 1e-6,
               max_minutes: Optional[float] = None, resume: bool = False, seed: int = 0,
-              cfg: VAEConfig = VAEConfig(), log_every: int = 50, checkpoint_every: int = 200) -> Path:
-    """Train until ``steps`` or ``max_minutes``; write ``out/vae`` and return its path."""
+              cfg: VAEConfig = VAEConfig(), log_every: int = 50, checkpoint_every: int = 200,
+              init_from: Optional[Path] = None, free_color_fraction: float = 0.0,
+              anchor_weight: float = 0.0) -> Path:
+    """Train until ``steps`` or ``max_minutes``; write ``out/vae`` and return its path.
+
+    ``free_color_fraction`` (default 0): share of each batch drawn in any RGB colour rather than
+    the palette's (:func:`data.random_scenes`), so the autoencoder represents colours between the
+    palette's instead of snapping them to it. ``init_from``: a ``vae/`` folder to start from (its
+    architecture replaces ``cfg``, and its ``scaling_factor`` is kept, so a denoiser trained on
+    its latents still sees unit-variance latents). ``anchor_weight`` (default 0; needs
+    ``init_from``): weight of the squared distance between the posterior means of exact-palette
+    pictures and those of the starting encoder, which keeps the latents a denoiser learnt where
+    they were while the space around them opens up to other colours.
+    """
     import math
+
+    if anchor_weight > 0 and init_from is None:
+        raise ValueError("anchor_weight needs init_from: the anchor is the starting encoder's latents")
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +110,20 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
         log_f.flush()
 
     torch.manual_seed(seed)
-    vae = build_vae(cfg)
+    anchor, keep_scale = None, None
+    if init_from is not None:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(init_from, torch_dtype=torch.float32)
+        keep_scale = float(vae.config.scaling_factor)
+        cfg = VAEConfig(block_out_channels=tuple(vae.config.block_out_channels),
+                        latent_channels=vae.config.latent_channels, layers_per_block=vae.config.layers_per_block,
+                        norm_num_groups=vae.config.norm_num_groups,
+                        mid_block_add_attention=vae.config.mid_block_add_attention)
+        if anchor_weight > 0:
+            anchor = AutoencoderKL.from_pretrained(init_from, torch_dtype=torch.float32).eval().requires_grad_(False)
+    else:
+        vae = build_vae(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     step, elapsed_before = 0, 0.0
@@ -107,7 +135,8 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
         g.set_state(ck["g"])
         step, elapsed_before = ck["step"], ck["elapsed"]
         log(f"resumed at step {step}")
-    log(f"config {json.dumps(asdict(cfg))} batch {batch_size} lr {lr} kl {kl_weight} threads {torch.get_num_threads()} "
+    log(f"config {json.dumps(asdict(cfg))} batch {batch_size} lr {lr} kl {kl_weight} init {init_from} "
+        f"free colours {free_color_fraction} anchor {anchor_weight} threads {torch.get_num_threads()} "
         f"params {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M")
     budget = None if max_minutes is None else 60.0 * max_minutes
     t_train = time.time()
@@ -122,12 +151,18 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
         progress = step / steps if budget is None else max(step / steps, (time.time() - t_train) / budget)
         for grp in opt.param_groups:  # cosine to 10 % after a 100-step warm-up
             grp["lr"] = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(progress, 1.0))))
-        imgs, _, _ = data.sample_batch(batch_size, g, "cpu", cpu_generator=g)
+        imgs, _, _ = data.sample_batch(batch_size, g, "cpu", cpu_generator=g, free_color_fraction=free_color_fraction)
         x = imgs * 2 - 1
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample(generator=g)).sample
         loss_rec = (rec - x).abs().mean() + F.mse_loss(rec, x)
         loss = loss_rec + kl_weight * post.kl().mean()
+        if anchor is not None:
+            # exact palette colours (no jitter): the points the denoiser's latents sit on
+            pal, _, _ = data.sample_batch(max(batch_size // 4, 1), g, "cpu", cpu_generator=g, color_jitter=0.0)
+            xp = pal * 2 - 1
+            loss_anchor = F.mse_loss(vae.encode(xp).latent_dist.mean, anchor.encode(xp).latent_dist.mean)
+            loss = loss + anchor_weight * loss_anchor
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -135,7 +170,8 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
         step += 1
         if step % log_every == 0 or step == 1:
             dt = time.time() - t_train
-            log(f"step {step} loss {loss_rec.item():.4f} psnr {psnr((rec.detach() + 1) / 2, imgs):.2f} dB "
+            extra = f" anchor {loss_anchor.item():.5f}" if anchor is not None else ""
+            log(f"step {step} loss {loss_rec.item():.4f}{extra} psnr {psnr((rec.detach() + 1) / 2, imgs):.2f} dB "
                 f"{dt / max(step - step0, 1):.3f} s/step")
         if step % checkpoint_every == 0:
             save_ck()
@@ -147,15 +183,25 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
         rec = torch.cat([vae.decode(vae.encode(imgs[i:i + 64] * 2 - 1).latent_dist.mean).sample for i in range(0, 256, 64)])
         rec = ((rec + 1) / 2).clamp(0, 1)
     p = psnr(rec, imgs)
+    with torch.no_grad():
+        gf = torch.Generator().manual_seed(98)
+        free, _, _ = data.sample_batch(256, gf, "cpu", cpu_generator=gf, free_color_fraction=1.0)
+        rec_free = torch.cat([vae.decode(vae.encode(free[i:i + 64] * 2 - 1).latent_dist.mean).sample
+                              for i in range(0, 256, 64)])
+    p_free = psnr(((rec_free + 1) / 2).clamp(0, 1), free)
     std = latent_std(vae)
-    vae.register_to_config(scaling_factor=round(1.0 / std, 5))
+    vae.register_to_config(scaling_factor=keep_scale if keep_scale is not None else round(1.0 / std, 5))
     vae.save_pretrained(out / "vae", safe_serialization=True)
     image_grid(torch.cat([imgs[:16], rec[:16]]), 16, scale=2).save(out / "vae_recon.png")
     summary = {"steps": step, "wall_s": round(elapsed_before + time.time() - t_train, 1), "psnr_db_held_out_data": round(p, 2),
-               "latent_std": round(std, 4), "scaling_factor": round(1.0 / std, 5), "config": asdict(cfg),
+               "psnr_db_any_colour": round(p_free, 2), "latent_std": round(std, 4),
+               "scaling_factor": float(vae.config.scaling_factor), "config": asdict(cfg),
+               "init_from": None if init_from is None else str(init_from), "free_color_fraction": free_color_fraction,
+               "anchor_weight": anchor_weight,
                "params": sum(p_.numel() for p_ in vae.parameters())}
     (out / "vae.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log(f"done: step {step}, reconstruction PSNR {p:.2f} dB on fresh data, latent std {std:.4f}")
+    log(f"done: step {step}, reconstruction PSNR {p:.2f} dB on fresh data, {p_free:.2f} dB in any colour, "
+        f"latent std {std:.4f}")
     log_f.close()
     return out / "vae"
 
@@ -169,10 +215,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--num-threads", type=int, default=None)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init-from", type=Path, default=None, help="a vae/ folder to fine-tune (keeps its scaling factor)")
+    p.add_argument("--free-colour-fraction", type=float, default=0.0,
+                   help="share of each batch in any RGB colour instead of the palette's (default 0)")
+    p.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="keep exact-palette latents at --init-from's (weight of their squared distance; default 0)")
     a = p.parse_args(argv)
     if a.num_threads:
         torch.set_num_threads(a.num_threads)
-    train_vae(a.out, steps=a.steps, batch_size=a.batch_size, lr=a.lr, max_minutes=a.max_minutes, resume=a.resume)
+    train_vae(a.out, steps=a.steps, batch_size=a.batch_size, lr=a.lr, max_minutes=a.max_minutes, resume=a.resume,
+              init_from=a.init_from, free_color_fraction=a.free_colour_fraction, anchor_weight=a.anchor_weight)
 
 
 if __name__ == "__main__":

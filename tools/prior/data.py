@@ -241,11 +241,33 @@ def _held_out_mask(color: Tensor, shape: Tensor) -> Tensor:
     return bad
 
 
+def _free_colours(n: int, generator: torch.Generator, pal: Tensor) -> Tensor:
+    """``(n, 3)`` colours anywhere in the RGB cube, in three equal parts: uniform in the cube;
+    pale tints (white mixed with a uniform colour at a uniform amount), which the cube's corner
+    would leave almost unsampled although every edit of a white page starts there; and a palette
+    colour moved by up to 0.25 per channel, the neighbourhoods an edit walks through."""
+    def u(*size):
+        return torch.rand(*size, generator=generator, device=pal.device)
+
+    kind = u(n)
+    cube = u(n, 3)
+    tint = 1 - u(n, 1) * (1 - u(n, 3))
+    near = (pal[torch.randint(0, pal.shape[0], (n,), generator=generator, device=pal.device)]
+            + 0.25 * (2 * u(n, 3) - 1)).clamp(0, 1)
+    return torch.where((kind < 1 / 3)[:, None], cube, torch.where((kind < 2 / 3)[:, None], tint, near))
+
+
 def random_scenes(n: int, generator: torch.Generator, device="cpu", *, include_held_out: bool = False,
                   color_jitter: float = 0.06, p_white_background: float = 0.5,
-                  p_ball: float = 0.2) -> Scenes:
+                  p_ball: float = 0.2, free_color_fraction: float = 0.0) -> Scenes:
     """Draw ``n`` random scenes. Held-out (colour, shape) pairs are redrawn unless
-    ``include_held_out``. Random numbers come from ``generator`` (on ``device``)."""
+    ``include_held_out``. Random numbers come from ``generator`` (on ``device``).
+
+    ``free_color_fraction`` (default 0, in [0, 1]): the share of scenes, the last ones of the
+    batch, whose foreground and background colours are drawn by :func:`_free_colours` (anywhere
+    in the RGB cube) instead of from the palette. Their ``color``/``background`` names are then meaningless; the autoencoder
+    trains on them so that it represents every colour, not only the palette's (a distillation
+    gradient reaches a colour only through the encoder's Jacobian)."""
     g = generator
 
     def u(*size):
@@ -268,6 +290,10 @@ def random_scenes(n: int, generator: torch.Generator, device="cpu", *, include_h
     pal = _palette(device)
     fg_rgb = (pal[color] + color_jitter * (2 * u(n, 3) - 1)).clamp(0, 1)
     bg_rgb = (pal[bg] + 0.5 * color_jitter * (2 * u(n, 3) - 1)).clamp(0, 1)
+    n_free = int(round(free_color_fraction * n))
+    if n_free:
+        fg_rgb[n - n_free:] = _free_colours(n_free, g, pal)
+        bg_rgb[n - n_free:] = _free_colours(n_free, g, pal)
     scale = 0.17 + 0.21 * u(n)  # half-size 11..25 px at 64 px
     margin = scale * 1.0 + 0.02
     center = margin[:, None] + (1 - 2 * margin[:, None]) * u(n, 2)

@@ -153,7 +153,7 @@ def model_index(vae: bool = False) -> dict:
 
 #: Version of the embedded prior ``pds-tiny``: 1 = the pixel-space epsilon model trained on a GPU;
 #: 2 = the latent-space model trained on a 2-core CPU (benchmarks/results/prior_training/).
-PRIOR_VERSION = 3
+PRIOR_VERSION = 4
 
 
 def prior_metadata(training: dict, name: str = "pds-tiny", *, latent: bool = True,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU training chain of pds-tiny v2, exactly as it ran (2 cores, no GPU), from the repository root.
 # Every link appends to its run folder's train.log / vae.log; `--resume` continues a link.
-# Usage: RUNS=/work/runs bash benchmarks/results/prior_training/run_cpu_chain.sh [vae|ablations|main|main3|export]
+# Usage: RUNS=/work/runs bash benchmarks/results/prior_training/run_cpu_chain.sh [vae|ablations|main|main3|vae4|unet4|export]
 set -euo pipefail
 RUNS=${RUNS:-runs}
 PY=${PY:-.venv/bin/python}
@@ -43,6 +43,25 @@ if [[ $stage == main3 || $stage == all ]]; then
   $PY -m tools.prior.train --out "$RUNS/main" --resume --vae "$RUNS/vae_final" --arch latent \
     --prediction-type v_prediction --min-snr-gamma 5 --num-threads 2 --max-minutes 75 --steps 100000 --lr 3e-4 \
     --checkpoint-every 200 --log-every 50 --eval-n 4
+fi
+
+if [[ $stage == vae4 || $stage == all ]]; then
+  # v4's autoencoder: v3's, fine-tuned so that it represents every colour, not only the palette's.
+  # Half of each batch in any colour (data._free_colours); the latents of exact-palette pictures
+  # are held at the starting encoder's (--anchor-weight), so the denoiser trained on them stays valid.
+  # Two links, the second with pale tints and palette neighbourhoods added to the free colours.
+  $PY -m tools.prior.autoencoder --out "$RUNS/vae_free" --init-from "$RUNS/vae_final" --free-colour-fraction 0.5 \
+    --anchor-weight 1 --steps 100000 --max-minutes 30 --num-threads 2 --lr 5e-4
+  $PY -m tools.prior.autoencoder --out "$RUNS/vae_free2" --init-from "$RUNS/vae_free/vae" --free-colour-fraction 0.5 \
+    --anchor-weight 1 --steps 100000 --max-minutes 28 --num-threads 1 --lr 3e-4
+fi
+
+if [[ $stage == unet4 || $stage == all ]]; then
+  # v4's denoiser: v3's UNet and text encoder fine-tuned on the first v4 autoencoder link's latents
+  # (45 wall minutes, 1 thread, peak lr 1e-4); it ran beside the second autoencoder link
+  $PY -m tools.prior.train --out "$RUNS/unet_ft" --init-from "$RUNS/main/model" --vae "$RUNS/vae_free/vae" --arch latent \
+    --prediction-type v_prediction --min-snr-gamma 5 --num-threads 1 --max-minutes 45 --steps 100000 --lr 1e-4 \
+    --warmup-steps 50 --checkpoint-every 100 --log-every 25 --eval-n 4
 fi
 
 if [[ $stage == export ]]; then
