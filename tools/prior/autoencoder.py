@@ -23,6 +23,7 @@ Outputs in ``--out``: ``vae/`` (diffusers ``AutoencoderKL`` folder), ``vae.log``
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -67,6 +68,15 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of images in [0, 1] (mean over the batch of per-image PSNR)."""
     mse = ((a - b) ** 2).flatten(1).mean(1).clamp(min=1e-10)
     return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+@torch.no_grad()
+def reconstruct(vae, imgs: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Encode (posterior mean) and decode ``imgs`` ``(B, 3, H, W)`` in [0, 1], ``chunk`` at a
+    time; returns the reconstructions clamped to [0, 1]."""
+    rec = torch.cat([vae.decode(vae.encode(imgs[i:i + chunk] * 2 - 1).latent_dist.mean).sample
+                     for i in range(0, imgs.shape[0], chunk)])
+    return ((rec + 1) / 2).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -121,7 +131,7 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
                         norm_num_groups=vae.config.norm_num_groups,
                         mid_block_add_attention=vae.config.mid_block_add_attention)
         if anchor_weight > 0:
-            anchor = AutoencoderKL.from_pretrained(init_from, torch_dtype=torch.float32).eval().requires_grad_(False)
+            anchor = copy.deepcopy(vae).eval().requires_grad_(False)
     else:
         vae = build_vae(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
@@ -180,15 +190,11 @@ def train_vae(out: Path, *, steps: int = 20000, batch_size: int = 16, lr: float 
     with torch.no_grad():
         gt = torch.Generator().manual_seed(99)
         imgs, _, _ = data.sample_batch(256, gt, "cpu", cpu_generator=gt, include_held_out=True)
-        rec = torch.cat([vae.decode(vae.encode(imgs[i:i + 64] * 2 - 1).latent_dist.mean).sample for i in range(0, 256, 64)])
-        rec = ((rec + 1) / 2).clamp(0, 1)
-    p = psnr(rec, imgs)
-    with torch.no_grad():
+        rec = reconstruct(vae, imgs)
         gf = torch.Generator().manual_seed(98)
         free, _, _ = data.sample_batch(256, gf, "cpu", cpu_generator=gf, free_color_fraction=1.0)
-        rec_free = torch.cat([vae.decode(vae.encode(free[i:i + 64] * 2 - 1).latent_dist.mean).sample
-                              for i in range(0, 256, 64)])
-    p_free = psnr(((rec_free + 1) / 2).clamp(0, 1), free)
+        p_free = psnr(reconstruct(vae, free), free)
+    p = psnr(rec, imgs)
     std = latent_std(vae)
     vae.register_to_config(scaling_factor=keep_scale if keep_scale is not None else round(1.0 / std, 5))
     vae.save_pretrained(out / "vae", safe_serialization=True)
