@@ -135,6 +135,8 @@ def test_output_equal_to_input_is_refused(icon, tmp_path):
     (["--src", "a", "--tgt", "b", "--optimize", "points,colour"], "unknown parameter kind"),
     (["--src", "a", "--tgt", "b", "--only", "nope"], "no painted element has id 'nope'"),
     (["--src", "a", "--tgt", "b", "--method", "xyz"], "xyz"),
+    (["--src", "a", "--tgt", "b", "--position-weight", "-1"], "--position-weight"),
+    (["--src", "a", "--tgt", "b", "--position-weight", "nan"], "--position-weight"),
     (["--src", "a", "--tgt", "b", "--video", "v.avi2"], "unsupported video format"),
 ])
 def test_bad_options(icon, tmp_path, args, match):

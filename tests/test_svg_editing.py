@@ -69,6 +69,46 @@ def test_outline_term_off_and_frozen_geometry():
     assert term is not None and float(term().detach()) == 0.0
 
 
+def test_position_weight_holds_each_outline_in_place():
+    """The centroid spring charges a move (which the differential coordinates leave free) by
+    ``weight * |Δc|²`` in 512-px pixels, a circle's centre included, and pulls it back."""
+    only_dot = SVGScene.load(STAR, render_size=32, optimize=["points"], only=["dot"])
+    centre = next(t for t in only_dot.parameters()["points"] if t.shape == (2,))
+    term = outline_term(only_dot, 0.0, position_weight=0.5)
+    assert term is not None and float(term().detach()) == 0.0
+    with torch.no_grad():
+        centre += torch.tensor([1.0, 0.0])  # 1 user unit = 8 px at 512 px
+    assert float(term().detach()) == pytest.approx(0.5 * 64.0, rel=1e-4)
+    term().backward()
+    assert centre.grad[0] > 0 and abs(float(centre.grad[1])) < 1e-6  # downhill is back to the source
+    scene = _scene()
+    both, shape_only = outline_term(scene, 1.0, position_weight=0.1), outline_term(scene, 1.0)
+    with torch.no_grad():
+        for t in scene.parameters()["points"]:
+            if t.dim() == 2:
+                t += 3.0
+    assert float(shape_only().detach()) == pytest.approx(0.0, abs=1e-6)
+    assert float(both().detach()) == pytest.approx(0.1 * 24.0 ** 2 * 2, rel=1e-4)  # one subpath, 24 px in x and y
+
+
+def test_position_weight_resolved_like_the_outline_term():
+    from pds.priors.metadata import PriorMetadata
+    from pds.svg.editing import DEFAULT_POSITION_WEIGHT, resolve_settings
+
+    assert EditDefaults.from_json({"position_weight": 0.01}).position_weight == 0.01
+    with pytest.raises(MetadataError, match="position_weight"):
+        EditDefaults.from_json({"position_weight": -1})
+    prior = SimpleNamespace(metadata=PriorMetadata.from_json(
+        {"edit": {"position_weight": 0.01, "shape_words": ["circle", "square"]}}))
+    assert resolve_settings(prior, prompts=("a red circle", "a blue circle")).position_weight == 0.01
+    assert resolve_settings(prior, prompts=("a red circle", "a red square")).position_weight == 0.0
+    assert resolve_settings(prior, prompts=("a red circle", "a red square"), position_weight=0.2).position_weight == 0.2
+    assert resolve_settings(SimpleNamespace(metadata=PriorMetadata.from_json({}))).position_weight == DEFAULT_POSITION_WEIGHT
+    with pytest.raises(ValueError, match="position weight"):
+        resolve_settings(prior, position_weight=float("inf"))
+    assert PriorMetadata.from_json({"edit": {"position_weight": 0.01}}).to_json()["edit"]["position_weight"] == 0.01
+
+
 def test_edit_renderer_adds_regularization_and_repeats():
     scene = _scene()
     r = _EditRenderer(scene, 3, outline_term(scene, 1.0))

@@ -331,6 +331,9 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--shape-weight", type=FiniteFloat(min=0), default=None,
               help="Weight of the term keeping each outline's local shape (0: off; higher keeps silhouettes, "
                    "lower lets shapes change) [default: the prior's edit.shape_weight, else 0].")
+@click.option("--position-weight", type=FiniteFloat(min=0), default=None,
+              help="Weight of the spring keeping each outline's centroid in place (0: off; off by default when "
+                   "--src and --tgt name different shapes) [default: the prior's edit.position_weight, else 0].")
 @click.option("--background", "background", type=click.Choice(["auto", "keep", "free"]), default="auto",
               show_default=True,
               help="The background shape (one covering the canvas, at the bottom): 'keep' it as it is, 'free' "
@@ -357,7 +360,8 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: Optional[int],
          guidance: Optional[float], t_min: Optional[float], t_max: Optional[float], lr_points, lr_color, lr_width, lr_opacity,
-         samples_per_step: Optional[int], shape_weight: Optional[float], background: str, optimize: str,
+         samples_per_step: Optional[int], shape_weight: Optional[float], position_weight: Optional[float],
+         background: str, optimize: str,
          only: Sequence[str], size: Optional[int], png_size: int, style: str, seed: int, device: str,
          frames: Optional[Path], video: Optional[Path], frame_every: Optional[int], fps: float, quiet: bool):
     """Edit INPUT so that it matches --tgt, with a diffusion prior (PDS by default)."""
@@ -411,7 +415,8 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
         settings = resolve_settings(prior, method=method, steps=steps, guidance=guidance, t_min=t_min, t_max=t_max,
                                     learning_rates={k: v for k, v in rates.items() if v is not None and k in present},
                                     kinds=kinds, samples_per_step=samples_per_step,
-                                    shape_weight=shape_weight, prompts=(src_full, tgt_full), background=background,
+                                    shape_weight=shape_weight, position_weight=position_weight,
+                                    prompts=(src_full, tgt_full), background=background,
                                     seed=seed)
         pds.Distiller(prior, method=method, guidance_scale=settings.guidance_scale, t_range=settings.t_range)
     except ValueError as e:  # bad values the option types let through (a NaN guidance, say)

@@ -101,6 +101,8 @@ class EditDefaults:
         samples_per_step: noise samples averaged per optimiser step.
         shape_weight: weight of the outline-keeping term of SVG edits
             (:func:`pds.svg.editing.outline_term`; ``0`` turns it off).
+        position_weight: weight of that term's centroid spring, which keeps each outline in
+            place (``0`` turns it off; off like the outline term when the prompts name different shapes).
         adam_beta1: Adam's first-moment decay for the edit (in ``[0, 1)``; torch's default 0.9).
         vector_colours: SVG colours step along their gradient (:class:`pds.optim.VectorAdam`)
             rather than by Adam's per-channel normalisation (``None``: off).
@@ -121,6 +123,7 @@ class EditDefaults:
     shape_words: Optional[tuple[str, ...]] = None
     vector_colours: Optional[bool] = None
     gradient_space: Optional[str] = None
+    position_weight: Optional[float] = None
 
     @staticmethod
     def from_json(d: Any, legacy_steps: Any = None) -> "EditDefaults":
@@ -139,6 +142,9 @@ class EditDefaults:
         shape_weight = _num(d, "shape_weight", "edit.", positive=False)
         if shape_weight is not None and shape_weight < 0:
             raise MetadataError(f"edit.shape_weight must be >= 0, got {shape_weight}")
+        spring = _num(d, "position_weight", "edit.", positive=False)
+        if spring is not None and spring < 0:
+            raise MetadataError(f"edit.position_weight must be >= 0, got {spring}")
         beta1 = _num(d, "adam_beta1", "edit.", positive=False)
         if beta1 is not None and not 0 <= beta1 < 1:
             raise MetadataError(f"edit.adam_beta1 must be in [0, 1), got {beta1}")
@@ -147,7 +153,7 @@ class EditDefaults:
             raise MetadataError(f"edit.gradient_space must be 'latent' or 'image', got {space!r}")
         return EditDefaults(steps, _num(d, "guidance_scale", "edit."), t_min, t_max, rates,
                             _num(d, "samples_per_step", "edit.", int), shape_weight, beta1,
-                            _words(d, "shape_words"), _flag(d, "vector_colours", "edit."), space)
+                            _words(d, "shape_words"), _flag(d, "vector_colours", "edit."), space, spring)
 
 
 @dataclass(frozen=True)

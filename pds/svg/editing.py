@@ -69,6 +69,8 @@ COLOUR_KINDS = ("fill", "stroke")
 GEOMETRY_KINDS = ("points", "stroke_width")
 #: Weight of :func:`outline_term` where neither the caller nor the prior's metadata decides.
 DEFAULT_SHAPE_WEIGHT = 0.0
+#: Weight of :func:`outline_term`'s centroid spring where neither the caller nor the prior decides.
+DEFAULT_POSITION_WEIGHT = 0.0
 #: Adam's first-moment decay where the prior's metadata does not decide (torch's default).
 DEFAULT_ADAM_BETA1 = 0.9
 #: ``background=`` of :func:`resolve_settings` (``pds-svg edit --background``).
@@ -96,6 +98,7 @@ class EditSettings:
         keep_alpha: freeze the alpha of fill/stroke colours (see the module docstring).
         samples_per_step: noise samples averaged per step (``≥ 1``).
         shape_weight: weight of :func:`outline_term` (``≥ 0``; ``0``: off).
+        position_weight: weight of :func:`outline_term`'s centroid spring (``≥ 0``; ``0``: off).
         adam_beta1: Adam's first-moment decay (see the module docstring).
         keep_background: freeze the scene's background shapes (:func:`background_items`).
         keep_foreground: freeze every shape but the background ones (the prompts differ only in
@@ -115,6 +118,7 @@ class EditSettings:
     keep_alpha: bool = True
     samples_per_step: int = 1
     shape_weight: float = DEFAULT_SHAPE_WEIGHT
+    position_weight: float = DEFAULT_POSITION_WEIGHT
     adam_beta1: float = DEFAULT_ADAM_BETA1
     keep_background: bool = False
     keep_foreground: bool = False
@@ -127,7 +131,7 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
                      t_min: Optional[float] = None, t_max: Optional[float] = None,
                      learning_rates: Optional[Mapping[str, float]] = None, kinds=None,
                      samples_per_step: Optional[int] = None, shape_weight: Optional[float] = None,
-                     prompts: Optional[tuple[str, str]] = None, background: str = "auto",
+                     position_weight: Optional[float] = None, prompts: Optional[tuple[str, str]] = None, background: str = "auto",
                      seed: int = 0) -> EditSettings:
     """The user's values, else the prior's ``edit`` metadata, else the reference defaults.
 
@@ -135,7 +139,8 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
     (:attr:`EditSettings.measured_rates`) fill the kinds the user left open. ``kinds``: the parameter kinds being optimised (alpha stays frozen unless
     ``"opacity"`` is among them; default: frozen). ``prompts``: ``(src, tgt)``; when the prior's
     metadata lists its ``shape_words`` and the two prompts name different shapes, the outline term
-    is off unless the caller set ``shape_weight`` (a shape edit must be free to bend outlines).
+    is off unless the caller set ``shape_weight`` (a shape edit must be free to bend outlines), and
+    so is its centroid spring unless the caller set ``position_weight``.
     ``background``: ``"keep"`` freezes the background shapes, ``"free"`` optimises them like the
     rest, ``"auto"`` (default) keeps them unless the prompts describe the background differently
     (:func:`asks_for_new_background`; without ``prompts``: free, as the reference does), and when
@@ -143,7 +148,8 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
     else instead (``keep_foreground``).
 
     Raises:
-        ValueError: an empty timestep range, a negative ``shape_weight`` or an unknown ``background``.
+        ValueError: an empty timestep range, a negative ``shape_weight`` or ``position_weight``, or an
+            unknown ``background``.
     """
     from ..priors import metadata_of
 
@@ -154,10 +160,18 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
         raise ValueError(f"the timestep range t_min={t_lo} .. t_max={t_hi} is empty; pass --t-min below --t-max")
     weight = shape_weight if shape_weight is not None else (
         meta.shape_weight if meta.shape_weight is not None else DEFAULT_SHAPE_WEIGHT)
-    if shape_weight is None and prompts is not None and asks_for_new_shape(meta.shape_words, *prompts):
+    spring = position_weight if position_weight is not None else (
+        meta.position_weight if meta.position_weight is not None else DEFAULT_POSITION_WEIGHT)
+    reshape = prompts is not None and asks_for_new_shape(meta.shape_words, *prompts)
+    if shape_weight is None and reshape:
         weight = 0.0
+    if position_weight is None and reshape:
+        spring = 0.0
     if not (weight >= 0 and weight < float("inf")):
         raise ValueError(f"the shape weight must be a finite number >= 0, got {weight}; pass e.g. --shape-weight 0.02")
+    if not (spring >= 0 and spring < float("inf")):
+        raise ValueError(f"the position weight must be a finite number >= 0, got {spring}; "
+                         "pass e.g. --position-weight 0.01")
     if background not in BACKGROUND_MODES:
         raise ValueError(f"unknown background mode {background!r}; use one of {', '.join(BACKGROUND_MODES)}")
     keep_background = background == "keep" or (
@@ -168,7 +182,7 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
                         measured_rates=dict(meta.learning_rates),
                         keep_alpha=not (kinds is not None and "opacity" in kinds),
                         samples_per_step=int(samples_per_step or meta.samples_per_step or 1),
-                        shape_weight=float(weight),
+                        shape_weight=float(weight), position_weight=float(spring),
                         adam_beta1=float(meta.adam_beta1 if meta.adam_beta1 is not None else DEFAULT_ADAM_BETA1),
                         keep_background=keep_background,
                         keep_foreground=(background == "auto" and prompts is not None
@@ -325,7 +339,7 @@ def _laplacian(points: torch.Tensor, closed: bool) -> torch.Tensor:
     return points[1:-1] - 0.5 * (points[:-2] + points[2:])
 
 
-def outline_term(scene, weight: float) -> Optional[Callable[[], torch.Tensor]]:
+def outline_term(scene, weight: float, position_weight: float = 0.0) -> Optional[Callable[[], torch.Tensor]]:
     """The outline-keeping regulariser of an SVG edit, or ``None`` (weight 0 or no geometry moves).
 
     For every optimised shape element (paths, polygons, and circles, ellipses and rects through
@@ -333,16 +347,21 @@ def outline_term(scene, weight: float) -> Optional[Callable[[], torch.Tensor]]:
     coordinates (:func:`_laplacian`) are compared with the source's:
     ``weight * Σ |δ - δ_src|²``, with coordinates in pixels of a 512-px render so that one weight
     fits any SVG size. It is invariant to translation, so an element may still move; it charges
-    bending, scaling and twisting in proportion to how far they go.
+    bending, scaling and twisting in proportion to how far they go. ``position_weight`` adds
+    ``position_weight * Σ |c - c_src|²`` over the same subpaths, ``c`` the mean of a subpath's
+    control points (a circle's centre), in the same pixels: a spring that keeps each outline
+    where it was.
 
     Args:
         scene: a :class:`pds.svg.SVGScene` (its current parameters are the source).
-        weight: ``≥ 0``.
+        weight: ``≥ 0``, of the differential coordinates.
+        position_weight: ``≥ 0`` (default 0: translation free), of the centroids.
 
     Returns:
-        a function of no arguments returning the scalar term (a tensor with gradient), or ``None``.
+        a function of no arguments returning the scalar term (a tensor with gradient), or ``None``
+        (both weights 0, or nothing to hold).
     """
-    if weight <= 0:
+    if weight <= 0 and position_weight <= 0:
         return None
     active = {id(t) for t in scene.parameters().get("points", [])}
     geometries = [p.geometry for p in scene.document.params
@@ -350,15 +369,22 @@ def outline_term(scene, weight: float) -> Optional[Callable[[], torch.Tensor]]:
     scale = 512.0 / scene.document.user_size  # pixels of a 512-px render per user unit
 
     def deltas():
-        return [_laplacian(s.points * scale, s.closed) for g in geometries for s in g.subpaths() if len(s.points) >= 3]
+        return [(_laplacian(s.points * scale, s.closed), s.points.mean(0) * scale)
+                for g in geometries for s in g.subpaths() if len(s.points) >= 3]
 
     with torch.no_grad():
-        reference = [d.detach().clone() for d in deltas()]
+        reference = [(d.detach().clone(), c.detach().clone()) for d, c in deltas()]
     if not reference:
         return None
 
     def term() -> torch.Tensor:
-        return weight * sum(((d - r) ** 2).sum() for d, r in zip(deltas(), reference))
+        now = deltas()
+        total = 0.0
+        if weight > 0:
+            total = total + weight * sum(((d - r) ** 2).sum() for (d, _), (r, _) in zip(now, reference))
+        if position_weight > 0:
+            total = total + position_weight * sum(((c - rc) ** 2).sum() for (_, c), (_, rc) in zip(now, reference))
+        return total
 
     return term
 
@@ -417,7 +443,7 @@ def edit_scene(scene, prior, src_prompt: str, tgt_prompt: str, settings: EditSet
         handles += _freeze_items(scene, kept_background(scene))
     elif settings.keep_foreground:
         handles += _freeze_items(scene, kept_foreground(scene))
-    renderer = _EditRenderer(scene, settings.samples_per_step, outline_term(scene, settings.shape_weight))
+    renderer = _EditRenderer(scene, settings.samples_per_step, outline_term(scene, settings.shape_weight, settings.position_weight))
 
     betas = (settings.adam_beta1, 0.999)
     optimizer = (functools.partial(VectorAdam, betas=betas, vector_groups=COLOUR_KINDS) if settings.vector_colours
