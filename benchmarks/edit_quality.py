@@ -192,6 +192,22 @@ def foreground(img: np.ndarray) -> np.ndarray:
     return np.abs(img - border_colour(img)).max(-1) > 0.25
 
 
+def covered(img: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels at least half covered by the picture's ink, for a picture of one
+    foreground colour on its page. A pixel's coverage is its position on the line from the
+    border colour to the ink colour (the median of :func:`foreground`'s pixels): an antialiased
+    edge pixel ``p·ink + (1 - p)·page`` has coverage ``p`` whatever the two colours are. A
+    threshold on the colour difference instead moves the edge with the contrast: the same heart
+    measures bigger on a saturated page than on a paler one."""
+    page = border_colour(img)
+    seed = foreground(img)
+    if not seed.any():
+        return seed
+    ink = np.median(img[seed], axis=0) - page
+    p = ((img - page) @ ink) / max(float(ink @ ink), 1e-12)
+    return p > 0.5
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 1.0
@@ -242,7 +258,9 @@ def judge(probe, img: np.ndarray) -> dict:
 def score(edit: Edit, src_img: np.ndarray, out_img: np.ndarray, probe) -> dict:
     """Target success, identity and untouched change of one written edit (both images ``(H, W, 3)``).
 
-    * colour / background / element edits: identity = silhouette IoU with the source;
+    * colour / background / element edits: identity = silhouette IoU with the source
+      (:func:`foreground`; background edits by coverage, :func:`covered`, since their page
+      changes colour and a colour-difference threshold would measure its contrast);
     * shape edits: identity = 1 - mean |RGB error| of the foreground against the source colour;
     * target: the probe sees the asked attribute and, for colours (the element's, or the
       background's), the measured colour's nearest palette colour (:func:`nearest_palette_colour`)
@@ -257,8 +275,11 @@ def score(edit: Edit, src_img: np.ndarray, out_img: np.ndarray, probe) -> dict:
     src_fg = foreground(src_img)
     out_fg = foreground(out_img)
     row = {"judged": j, "out_background": [round(float(v), 3) for v in border_colour(out_img)]}
-    if edit.kind in ("color", "element", "background"):
+    if edit.kind in ("color", "element"):
         row["identity"] = iou(src_fg, out_fg)
+        row["identity_metric"] = "silhouette IoU"
+    elif edit.kind == "background":
+        row["identity"] = iou(covered(src_img), covered(out_img))
         row["identity_metric"] = "silhouette IoU"
     else:
         mean_col = out_img[out_fg].mean(0) if out_fg.any() else border_colour(out_img)
