@@ -138,8 +138,9 @@ def pds_coefficients(terms: StepTerms) -> tuple[Tensor, Tensor]:
     return psi, chi
 
 
-def guided(eps_uncond: Tensor, eps_cond: Tensor, guidance_scale: float) -> Tensor:
-    """Classifier-free guidance ``ε_u + w (ε_c − ε_u)`` (Ho & Salimans 2022)."""
+def guided(eps_uncond: Tensor, eps_cond: Tensor, guidance_scale) -> Tensor:
+    """Classifier-free guidance ``ε_u + w (ε_c − ε_u)`` (Ho & Salimans 2022); ``w`` a float or a
+    tensor broadcastable to the predictions (one weight per sample)."""
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
 
 

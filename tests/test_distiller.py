@@ -264,3 +264,39 @@ def test_image_gradient_space_is_the_latent_one_on_pixel_priors(tiny_prior):
     torch.testing.assert_close(_one_sgd_step(tiny_prior, "image"), _one_sgd_step(tiny_prior, "latent"))
     with pytest.raises(ValueError, match="gradient_space"):
         pds.Distiller(tiny_prior, gradient_space="pixels")
+
+
+@pytest.mark.parametrize("method", ["pds", "sds", "dds"])
+def test_guidance_interval_guides_only_inside_it(tiny_prior, method):
+    """Inside the interval the gradient is the plain guided one; outside, the one with w = 1;
+    an interval covering the whole schedule changes nothing."""
+    z = tiny_prior.encode_images(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    z_src = tiny_prior.encode_images(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)))
+
+    def grad(t, **kw):
+        d = pds.Distiller(tiny_prior, method=method, guidance_scale=7.5, **kw)
+        return d.gradient(z, z_src, "a blue circle", "a red circle", t=t, generator=torch.Generator().manual_seed(3))
+
+    for t in (201, 801):
+        assert torch.equal(grad(t, guidance_interval=(0.0, 1.0)), grad(t))
+    inside, outside = grad(801, guidance_interval=(0.7, 1.0)), grad(201, guidance_interval=(0.7, 1.0))
+    assert torch.equal(inside, grad(801))
+    unguided = pds.Distiller(tiny_prior, method=method, guidance_scale=1.0).gradient(
+        z, z_src, "a blue circle", "a red circle", t=201, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(outside, unguided, rtol=1e-5, atol=1e-6) and not torch.allclose(outside, grad(201))
+
+
+def test_guidance_interval_per_sample_in_a_batch():
+    """Each sample of a batch gets the weight of its own timestep (one UNet call for all)."""
+    prior = FakePrior()
+    d = pds.Distiller(prior, method="dds", guidance_scale=5.0, guidance_interval=(0.5, 1.0))
+    x = torch.zeros(2, 3, 8, 8)
+    (eps,) = d._guided_noise([x], [["a", "a"]], torch.tensor([101, 901]))
+    u, c = prior.encode_prompt([""])[0], prior.encode_prompt(["a"])[0]
+    assert torch.allclose(eps[0], c) and torch.allclose(eps[1], u + 5.0 * (c - u))
+
+
+def test_bad_guidance_interval_is_refused(tiny_prior):
+    for bad in ((0.9, 0.5), (-0.1, 0.5), (0.5, 1.5)):
+        with pytest.raises(ValueError, match="guidance_interval"):
+            pds.Distiller(tiny_prior, guidance_interval=bad)

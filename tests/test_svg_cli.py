@@ -136,6 +136,8 @@ def test_output_equal_to_input_is_refused(icon, tmp_path):
     (["--src", "a", "--tgt", "b", "--only", "nope"], "no painted element has id 'nope'"),
     (["--src", "a", "--tgt", "b", "--method", "xyz"], "xyz"),
     (["--src", "a", "--tgt", "b", "--position-weight", "-1"], "--position-weight"),
+    (["--src", "a red circle", "--tgt", "a blue circle", "--guidance-interval", "0.9", "0.5"], "guidance interval"),
+    (["--src", "a", "--tgt", "b", "--guidance-interval", "0.5", "2"], "--guidance-interval"),
     (["--src", "a", "--tgt", "b", "--position-weight", "nan"], "--position-weight"),
     (["--src", "a", "--tgt", "b", "--video", "v.avi2"], "unsupported video format"),
 ])

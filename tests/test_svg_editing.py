@@ -313,3 +313,26 @@ def test_gradient_space_metadata():
     assert EditDefaults.from_json({}).gradient_space is None
     with pytest.raises(MetadataError, match="gradient_space"):
         EditDefaults.from_json({"gradient_space": "pixels"})
+
+
+def test_page_guidance_interval_applies_to_background_only_edits():
+    from pds.priors.metadata import PriorMetadata
+    from pds.svg.editing import resolve_settings
+
+    meta = PriorMetadata.from_json({"edit": {"page_guidance_interval": [0.7, 1.0]}})
+    assert meta.edit.page_guidance_interval == (0.7, 1.0)
+    assert meta.to_json()["edit"]["page_guidance_interval"] == [0.7, 1.0]
+    for bad in ([0.9, 0.5], [0.5], "high", [0.2, 1.2], [True, 1]):
+        with pytest.raises(MetadataError, match="page_guidance_interval"):
+            EditDefaults.from_json({"page_guidance_interval": bad})
+    prior = SimpleNamespace(metadata=meta)
+    page = ("a green square", "a green square on a gray background")
+    assert resolve_settings(prior, prompts=page).guidance_interval == (0.7, 1.0)
+    assert resolve_settings(prior, prompts=page, background="free").guidance_interval == (0.7, 1.0)
+    assert resolve_settings(prior, prompts=("a red circle", "a blue circle")).guidance_interval is None
+    assert resolve_settings(prior, prompts=("a red circle", "a blue circle on a gray background")).guidance_interval is None
+    assert resolve_settings(prior).guidance_interval is None
+    assert resolve_settings(prior, prompts=("a red circle", "a blue circle"),
+                            guidance_interval=(0.2, 0.9)).guidance_interval == (0.2, 0.9)
+    with pytest.raises(ValueError, match="guidance interval"):
+        resolve_settings(prior, guidance_interval=(0.9, 0.2))

@@ -331,6 +331,11 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("--shape-weight", type=FiniteFloat(min=0), default=None,
               help="Weight of the term keeping each outline's local shape (0: off; higher keeps silhouettes, "
                    "lower lets shapes change) [default: the prior's edit.shape_weight, else 0].")
+@click.option("--guidance-interval", type=(FiniteFloat(min=0, max=1), FiniteFloat(min=0, max=1)), default=None,
+              metavar="LO HI",
+              help="Apply guidance only at timesteps LO <= t <= HI (fractions of the schedule), the conditional "
+                   "prediction alone elsewhere [default: everywhere; the prior's edit.page_guidance_interval when "
+                   "--src and --tgt differ only in the background].")
 @click.option("--position-weight", type=FiniteFloat(min=0), default=None,
               help="Weight of the spring keeping each outline's centroid in place (0: off; off by default when "
                    "--src and --tgt name different shapes) [default: the prior's edit.position_weight, else 0].")
@@ -360,7 +365,7 @@ def _parse_optimize(value: str) -> List[str]:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str, method: str, steps: Optional[int],
          guidance: Optional[float], t_min: Optional[float], t_max: Optional[float], lr_points, lr_color, lr_width, lr_opacity,
-         samples_per_step: Optional[int], shape_weight: Optional[float], position_weight: Optional[float],
+         samples_per_step: Optional[int], shape_weight: Optional[float], guidance_interval, position_weight: Optional[float],
          background: str, optimize: str,
          only: Sequence[str], size: Optional[int], png_size: int, style: str, seed: int, device: str,
          frames: Optional[Path], video: Optional[Path], frame_every: Optional[int], fps: float, quiet: bool):
@@ -417,8 +422,9 @@ def edit(input: Path, src_prompt: str, tgt_prompt: str, output: Path, model: str
                                     kinds=kinds, samples_per_step=samples_per_step,
                                     shape_weight=shape_weight, position_weight=position_weight,
                                     prompts=(src_full, tgt_full), background=background,
-                                    seed=seed)
-        pds.Distiller(prior, method=method, guidance_scale=settings.guidance_scale, t_range=settings.t_range)
+                                    guidance_interval=guidance_interval, seed=seed)
+        pds.Distiller(prior, method=method, guidance_scale=settings.guidance_scale, t_range=settings.t_range,
+                      guidance_interval=settings.guidance_interval)
     except ValueError as e:  # bad values the option types let through (a NaN guidance, say)
         raise CLIError(str(e)) from None
     steps = settings.steps

@@ -108,6 +108,9 @@ class EditDefaults:
             rather than by Adam's per-channel normalisation (``None``: off).
         gradient_space: ``"latent"`` or ``"image"``: where the edit applies the distillation
             gradient (:class:`pds.Distiller`; ``None``: latent, the reference's).
+        page_guidance_interval: ``(lo, hi)``: for edits whose prompts differ only in the
+            background, classifier-free guidance only at timesteps ``lo ≤ t/T ≤ hi``
+            (:class:`pds.Distiller`'s ``guidance_interval``; ``None``: everywhere).
         shape_words: the words of this prior's vocabulary that name a shape; when the two prompts
             name different ones the edit is a shape edit and the outline term is off.
     """
@@ -124,6 +127,7 @@ class EditDefaults:
     vector_colours: Optional[bool] = None
     gradient_space: Optional[str] = None
     position_weight: Optional[float] = None
+    page_guidance_interval: Optional[tuple[float, float]] = None
 
     @staticmethod
     def from_json(d: Any, legacy_steps: Any = None) -> "EditDefaults":
@@ -148,12 +152,20 @@ class EditDefaults:
         beta1 = _num(d, "adam_beta1", "edit.", positive=False)
         if beta1 is not None and not 0 <= beta1 < 1:
             raise MetadataError(f"edit.adam_beta1 must be in [0, 1), got {beta1}")
+        interval = d.get("page_guidance_interval")
+        if interval is not None:
+            ok = (isinstance(interval, (list, tuple)) and len(interval) == 2
+                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval)
+                  and 0 <= interval[0] < interval[1] <= 1)
+            if not ok:
+                raise MetadataError(f"edit.page_guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {interval!r}")
+            interval = (float(interval[0]), float(interval[1]))
         space = d.get("gradient_space")
         if space is not None and space not in ("latent", "image"):
             raise MetadataError(f"edit.gradient_space must be 'latent' or 'image', got {space!r}")
         return EditDefaults(steps, _num(d, "guidance_scale", "edit."), t_min, t_max, rates,
                             _num(d, "samples_per_step", "edit.", int), shape_weight, beta1,
-                            _words(d, "shape_words"), _flag(d, "vector_colours", "edit."), space, spring)
+                            _words(d, "shape_words"), _flag(d, "vector_colours", "edit."), space, spring, interval)
 
 
 @dataclass(frozen=True)
