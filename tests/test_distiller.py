@@ -293,7 +293,8 @@ def test_guidance_interval_per_sample_in_a_batch():
     x = torch.zeros(2, 3, 8, 8)
     (eps,) = d._guided_noise([x], [["a", "a"]], torch.tensor([101, 901]))
     u, c = prior.encode_prompt([""])[0], prior.encode_prompt(["a"])[0]
-    assert torch.allclose(eps[0], c) and torch.allclose(eps[1], u + 5.0 * (c - u))
+    # u + 1·(c − u) is c only up to float32 rounding at u's magnitude (c near 0 loses digits)
+    assert torch.allclose(eps[0], c, atol=1e-5) and torch.allclose(eps[1], u + 5.0 * (c - u), atol=1e-5)
 
 
 def test_bad_guidance_interval_is_refused(tiny_prior):
