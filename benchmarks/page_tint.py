@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 import pds
+from edit_quality import border_colour
 from pds import maths
 
 
@@ -45,22 +47,21 @@ def page_colours(prior, image: torch.Tensor, prompt: str, t_fracs, guidance: flo
     total = len(ac)
     rows = []
     with torch.no_grad():
-        z0 = prior.encode_images(image.to(prior.device))
-        emb = prior.encode_prompt([prompt] * n + [""] * n)
         g = torch.Generator().manual_seed(seed)
+        z0 = prior.encode_images(image.to(prior.device), g)  # the VAE's posterior sample drawn from the seed too
+        emb = prior.encode_prompt([prompt] * n + [""] * n)
         for frac in t_fracs:
             t = min(int(frac * total), total - 1)
             a = ac[t].to(z0.device)
             noise = torch.randn((n, *z0.shape[1:]), generator=g).to(z0.device)
-            zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+            zt = maths.add_noise(z0, noise, a)
             eps = prior.predict_noise(torch.cat([zt, zt]), torch.full((2 * n,), t, device=z0.device), emb)
             cond, uncond = eps[:n], eps[n:]
             out = {}
             for w in (0.0, 1.0, float(guidance)):
-                x0 = (zt - (1 - a).sqrt() * maths.guided(uncond, cond, w)) / a.sqrt()
-                img = prior.decode_latents(x0)
-                border = torch.cat([img[..., 0, :], img[..., -1, :], img[..., :, 0], img[..., :, -1]], -1)
-                out[w] = border.median(-1).values.mean(0).cpu()
+                img = prior.decode_latents(maths.x0_from_eps(zt, maths.guided(uncond, cond, w), a))
+                pages = [border_colour(im.permute(1, 2, 0).cpu().numpy()) for im in img]
+                out[w] = torch.from_numpy(np.mean(pages, axis=0)).float()
             rows.append((frac, out))
     return rows
 

@@ -50,6 +50,21 @@ class OptimizeResult:
     interrupted: bool = False
 
 
+def check_guidance_interval(interval, what: str = "guidance_interval",
+                            fix: str = "for example (0.7, 1.0)") -> tuple[float, float]:
+    """``interval`` as ``(lo, hi)`` floats with ``0 ≤ lo < hi ≤ 1`` (fractions of the training
+    schedule; see :class:`Distiller`), else :class:`ValueError` naming ``what`` and ``fix``."""
+    try:
+        if isinstance(interval, (str, bytes)) or len(interval) != 2 or any(isinstance(v, bool) for v in interval):
+            raise TypeError
+        lo, hi = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        lo = hi = float("nan")
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"{what} {interval!r} must be two numbers 0 <= lo < hi <= 1 ({fix})")
+    return lo, hi
+
+
 class Distiller:
     """Score distillation with a diffusion prior: PDS (default), SDS or DDS.
 
@@ -106,13 +121,7 @@ class Distiller:
         guidance_interval: Optional[tuple[float, float]] = None,
     ):
         self.method_spec = methods.get(method)
-        if guidance_interval is not None:
-            g_lo, g_hi = (float(v) for v in guidance_interval)
-            if not 0.0 <= g_lo < g_hi <= 1.0:
-                raise ValueError(f"guidance_interval {tuple(guidance_interval)} must satisfy 0 <= lo < hi <= 1 "
-                                 f"(for example (0.7, 1.0))")
-            guidance_interval = (g_lo, g_hi)
-        self.guidance_interval = guidance_interval
+        self.guidance_interval = None if guidance_interval is None else check_guidance_interval(guidance_interval)
         t_min, t_max = (float(v) for v in t_range)
         if not 0.0 <= t_min < t_max <= 1.0:
             raise ValueError(f"t_range {t_range} must satisfy 0 <= t_min < t_max <= 1 (for example (0.02, 0.98))")

@@ -111,6 +111,11 @@ def eps_from_v(v: Tensor, x_t: Tensor, alpha_cumprod: Tensor) -> Tensor:
     return alpha_cumprod.sqrt() * v + (1 - alpha_cumprod).sqrt() * x_t
 
 
+def x0_from_eps(x_t: Tensor, eps: Tensor, alpha_cumprod: Tensor) -> Tensor:
+    """The clean estimate ``x̂0 = (x_t − √(1−ᾱ) ε̂) / √ᾱ`` (the inverse of :func:`add_noise` given ``ε̂``)."""
+    return (x_t - (1.0 - alpha_cumprod).sqrt() * eps) / alpha_cumprod.sqrt()
+
+
 def stochastic_latent(x0: Tensor, eps_pred: Tensor, noise_t: Tensor, noise_prev: Tensor, terms: StepTerms) -> Tensor:
     """The PDS stochastic latent ``z = (x_{t_prev} − μ(x_t, ε̂)) / σ_t`` (paper eq. 8).
 
@@ -123,7 +128,7 @@ def stochastic_latent(x0: Tensor, eps_pred: Tensor, noise_t: Tensor, noise_prev:
     """
     x_t = add_noise(x0, noise_t, terms.a_t)
     x_prev = add_noise(x0, noise_prev, terms.a_prev)
-    x0_pred = (x_t - (1.0 - terms.a_t).sqrt() * eps_pred) / terms.a_t.sqrt()
+    x0_pred = x0_from_eps(x_t, eps_pred, terms.a_t)
     mu = terms.c0 * x0_pred + terms.c1 * x_t
     return (x_prev - mu) / terms.sigma
 

@@ -72,11 +72,11 @@ def ddim_denoise(prior, x: Tensor, timesteps: Tensor, prompts: Sequence[str], gu
         eps = maths.guided(uncond, cond, guidance_scale)
         a_t = ac[t]
         a_prev = ac[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=x.device)
-        x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        x0 = maths.x0_from_eps(x, eps, a_t)
         if clip_sample:
             x0 = x0.clamp(-1, 1)
             eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
-        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        x = maths.add_noise(x0, eps, a_prev)
     return x
 
 

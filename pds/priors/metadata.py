@@ -154,12 +154,12 @@ class EditDefaults:
             raise MetadataError(f"edit.adam_beta1 must be in [0, 1), got {beta1}")
         interval = d.get("page_guidance_interval")
         if interval is not None:
-            ok = (isinstance(interval, (list, tuple)) and len(interval) == 2
-                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval)
-                  and 0 <= interval[0] < interval[1] <= 1)
-            if not ok:
-                raise MetadataError(f"edit.page_guidance_interval must be [lo, hi] with 0 <= lo < hi <= 1, got {interval!r}")
-            interval = (float(interval[0]), float(interval[1]))
+            from ..distiller import check_guidance_interval  # the Distiller's own rule (torch is loaded by then)
+
+            try:
+                interval = check_guidance_interval(interval, "edit.page_guidance_interval", "write [lo, hi], e.g. [0.7, 1.0]")
+            except ValueError as exc:
+                raise MetadataError(str(exc)) from None
         space = d.get("gradient_space")
         if space is not None and space not in ("latent", "image"):
             raise MetadataError(f"edit.gradient_space must be 'latent' or 'image', got {space!r}")

@@ -194,10 +194,9 @@ def resolve_settings(prior, *, method: str = "pds", steps: Optional[int] = None,
     interval = guidance_interval if guidance_interval is not None else (
         meta.page_guidance_interval if page_only else None)
     if interval is not None:
-        interval = tuple(float(v) for v in interval)
-        if not (len(interval) == 2 and 0 <= interval[0] < interval[1] <= 1):
-            raise ValueError(f"the guidance interval {interval} must be two numbers 0 <= lo < hi <= 1; "
-                             "pass e.g. --guidance-interval 0.7,1")
+        from ..distiller import check_guidance_interval
+
+        interval = check_guidance_interval(interval, "the guidance interval", "pass e.g. --guidance-interval 0.7 1")
     return EditSettings(method=method, steps=int(steps if steps is not None else (meta.steps or DEFAULT_STEPS)),
                         guidance_scale=float(guidance if guidance is not None else (meta.guidance_scale or DEFAULT_GUIDANCE)),
                         t_range=(float(t_lo), float(t_hi)), learning_rates=dict(learning_rates or {}),
